@@ -1,0 +1,49 @@
+# collectZ: `make run` starts the app on embedded defaults; `make test` runs the whole suite.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PORT   ?= 5000
+HOST   ?= 127.0.0.1
+
+.PHONY: run test test-fast bench lint install install-dev migrate worker clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: tests/requirements.txt requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r tests/requirements.txt
+	touch $(VENV)/.installed $@
+
+install: $(VENV)/.installed
+
+install-dev: $(VENV)/.installed-dev
+
+## Start web + in-process background worker (SQLite under instance/, no Redis needed).
+run: install
+	HOST=$(HOST) PORT=$(PORT) $(BIN)/python -m collectz.devserver
+
+## Apply migrations only.
+migrate: install
+	$(BIN)/flask --app collectz:create_app db upgrade
+
+## A production-style worker (needs REDIS_URL).
+worker: install
+	$(BIN)/python worker.py
+
+## The whole suite. TEST_DATABASE_URL / TEST_REDIS_URL add PostgreSQL and real Redis runs.
+test: install-dev
+	$(BIN)/python -m pytest -n $${PYTEST_WORKERS:-auto} $(PYTEST_ARGS)
+
+lint: install-dev
+	$(BIN)/ruff check .
+
+bench: install-dev
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache

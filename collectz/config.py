@@ -1,0 +1,212 @@
+"""Settings from the environment (and `.env`); production refuses unsafe values.
+
+Every setting is documented in docs/configuration.md. Booleans are strict: anything but
+true/false (or 1/0, yes/no, on/off) fails at start-up. A secret can be given as NAME or as
+NAME_FILE (a path whose content is the value), which suits Docker secrets.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+AUDIT_LOG_MODES = ("off", "failures", "mutations", "all")
+SECRET_SETTINGS = ("SECRET_KEY", "INTEGRATION_ENCRYPTION_KEY", "DATABASE_URL", "REDIS_URL", "METRICS_TOKEN")
+DEV_SECRET_KEY = "dev-insecure-secret-key-change-me"
+MIN_SECRET_LENGTH = 32
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or has a value the app refuses to run with."""
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def parse_bool(name: str, raw: str) -> bool:
+    """Parse a strict boolean; anything unexpected is a start-up error naming the setting."""
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(f"{name} must be true or false, not {raw!r}")
+
+
+def parse_int(name: str, raw: str, minimum: int | None = None) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, not {value}")
+    return value
+
+
+@dataclass
+class Settings:
+    """Typed settings; built by `Settings.from_env()`."""
+
+    ENV: str = "development"
+    SECRET_KEY: str = DEV_SECRET_KEY
+    INTEGRATION_ENCRYPTION_KEY: str = ""
+    INSTANCE_PATH: str = str(PROJECT_ROOT / "instance")
+    DATABASE_URL: str = ""
+    REDIS_URL: str = ""
+    STORAGE_PROVIDER: str = "local"
+    UPLOAD_PATH: str = ""
+    RUN_MIGRATIONS_ON_START: bool = False
+    SESSION_COOKIE_NAME: str = "collectz_session"
+    SESSION_COOKIE_SECURE: bool = False
+    SESSION_COOKIE_SAMESITE: str = "Strict"
+    ALLOW_INSECURE_COOKIES: bool = False
+    SESSION_IDLE_MINUTES: int = 120
+    SESSION_ABSOLUTE_HOURS: int = 24
+    SESSION_REMEMBER_DAYS: int = 30
+    SESSION_MAX_PER_USER: int = 10
+    SESSION_CLEANUP_MINUTES: int = 60
+    CSRF_TIME_LIMIT_SECONDS: int = 3600
+    PASSWORD_MIN_LENGTH: int = 10
+    INVITE_TTL_HOURS: int = 72
+    LOGIN_LIMIT_PER_IP: str = "20 per minute"
+    LOGIN_LIMIT_PER_ACCOUNT: str = "5 per minute"
+    RATELIMIT_ENABLED: bool = True
+    AUDIT_LOG_MODE: str = "failures"
+    LOG_LEVEL: str = "INFO"
+    TRUST_PROXY_HOPS: int = 0
+    METRICS_TOKEN: str = ""
+    GIT_SHA: str = ""
+    TESTING: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def production(self) -> bool:
+        return self.ENV == "production"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        """Read every setting from the environment; raise ConfigError on a bad value."""
+        env = dict(os.environ if environ is None else environ)
+        s = cls()
+
+        def raw(name: str) -> str | None:
+            file_path = env.get(f"{name}_FILE")
+            if file_path:
+                try:
+                    return Path(file_path).read_text().strip()
+                except OSError as exc:
+                    raise ConfigError(f"{name}_FILE points at {file_path!r}, which cannot be read: {exc.strerror}") from None
+            return env.get(name)
+
+        s.ENV = (raw("COLLECTZ_ENV") or "development").strip().lower()
+        if s.ENV not in ("development", "production", "testing"):
+            raise ConfigError(f"COLLECTZ_ENV must be development, production or testing, not {s.ENV!r}")
+        for f in fields_of(cls):
+            if f in ("ENV", "extra", "TESTING"):
+                continue
+            value = raw(f)
+            if value is None:
+                continue
+            current = getattr(s, f)
+            if isinstance(current, bool):
+                setattr(s, f, parse_bool(f, value))
+            elif isinstance(current, int):
+                setattr(s, f, parse_int(f, value, minimum=0))
+            else:
+                setattr(s, f, value.strip())
+        if "SESSION_COOKIE_SECURE" not in env and s.production:
+            s.SESSION_COOKIE_SECURE = True
+        s.validate()
+        return s
+
+    def validate(self) -> None:
+        """Refuse values the app must not run with."""
+        if self.AUDIT_LOG_MODE not in AUDIT_LOG_MODES:
+            raise ConfigError(f"AUDIT_LOG_MODE must be one of {', '.join(AUDIT_LOG_MODES)}, not {self.AUDIT_LOG_MODE!r}")
+        if self.SESSION_COOKIE_SAMESITE not in ("Strict", "Lax"):
+            raise ConfigError("SESSION_COOKIE_SAMESITE must be Strict or Lax")
+        if self.PASSWORD_MIN_LENGTH < 8:
+            raise ConfigError("PASSWORD_MIN_LENGTH must be at least 8")
+        if self.STORAGE_PROVIDER not in ("local", "s3"):
+            raise ConfigError(f"STORAGE_PROVIDER must be local or s3, not {self.STORAGE_PROVIDER!r}")
+        if not self.production:
+            return
+        if not self.SECRET_KEY or self.SECRET_KEY == DEV_SECRET_KEY:
+            raise ConfigError("SECRET_KEY is missing: production needs a random value of at least 32 characters")
+        if len(self.SECRET_KEY) < MIN_SECRET_LENGTH or len(set(self.SECRET_KEY)) < 8:
+            raise ConfigError(f"SECRET_KEY is too weak: use a random value of at least {MIN_SECRET_LENGTH} characters")
+        if not self.INTEGRATION_ENCRYPTION_KEY:
+            raise ConfigError("INTEGRATION_ENCRYPTION_KEY is missing: production needs it to encrypt integration secrets")
+        if len(self.INTEGRATION_ENCRYPTION_KEY) < MIN_SECRET_LENGTH:
+            raise ConfigError(f"INTEGRATION_ENCRYPTION_KEY is too weak: use at least {MIN_SECRET_LENGTH} characters")
+        if not self.SESSION_COOKIE_SECURE and not self.ALLOW_INSECURE_COOKIES:
+            raise ConfigError(
+                "SESSION_COOKIE_SECURE=false in production: serve over HTTPS, or set ALLOW_INSECURE_COOKIES=true "
+                "for a plain-HTTP home network"
+            )
+
+    def database_url(self) -> str:
+        if self.DATABASE_URL:
+            return normalise_database_url(self.DATABASE_URL)
+        return "sqlite:///" + str(Path(self.INSTANCE_PATH) / "collectz.db")
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings as a dict with every secret replaced, for logs and diagnostics."""
+        out = asdict(self)
+        for name in SECRET_SETTINGS:
+            if out.get(name):
+                out[name] = "***"
+        return out
+
+    def flask_config(self) -> dict[str, Any]:
+        """The Flask/extension config keys these settings imply."""
+        upload = self.UPLOAD_PATH or str(Path(self.INSTANCE_PATH) / "uploads")
+        return {
+            "COLLECTZ": self,
+            "SECRET_KEY": self.SECRET_KEY,
+            "TESTING": self.TESTING,
+            "SQLALCHEMY_DATABASE_URI": self.database_url(),
+            "SQLALCHEMY_ENGINE_OPTIONS": engine_options(self.database_url()),
+            "UPLOAD_PATH": upload,
+            # Flask's own signed cookie carries only the CSRF secret; the login session is our own row.
+            "SESSION_COOKIE_NAME": "collectz_csrf",
+            "SESSION_COOKIE_HTTPONLY": True,
+            "SESSION_COOKIE_SECURE": self.SESSION_COOKIE_SECURE,
+            "SESSION_COOKIE_SAMESITE": self.SESSION_COOKIE_SAMESITE,
+            "WTF_CSRF_TIME_LIMIT": self.CSRF_TIME_LIMIT_SECONDS or None,
+            "WTF_CSRF_SSL_STRICT": True,
+            "RATELIMIT_ENABLED": self.RATELIMIT_ENABLED,
+            "RATELIMIT_STORAGE_URI": self.REDIS_URL or "memory://",
+            "RATELIMIT_HEADERS_ENABLED": True,
+            "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,
+        }
+
+
+def fields_of(cls: type) -> list[str]:
+    return [name for name in cls.__dataclass_fields__]  # type: ignore[attr-defined]
+
+
+def normalise_database_url(url: str) -> str:
+    """Use psycopg 3 for PostgreSQL whatever scheme the operator wrote."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def engine_options(url: str) -> dict[str, Any]:
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 30}}
+    return {"pool_pre_ping": True}
+
+
+def current_settings() -> Settings:
+    """The running app's settings (services read policy values through this)."""
+    from flask import current_app
+
+    return current_app.config["COLLECTZ"]

@@ -1,0 +1,89 @@
+"""Running rq workers: the production worker (worker.py) and the embedded in-process one.
+
+Periodic maintenance is enqueued by a small ticker; a Redis key with an expiry makes sure
+that several workers enqueue each periodic job once per interval between them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Callable
+
+from flask import Flask
+from redis import Redis
+from rq import SimpleWorker
+from rq.timeouts import TimerDeathPenalty
+
+from collectz import jobs, queue
+
+log = logging.getLogger("collectz.worker")
+
+
+class AppWorker(SimpleWorker):
+    """Runs jobs in the worker process itself, so the app is built once, not per job."""
+
+
+class ThreadWorker(AppWorker):
+    """An rq worker that can live in a thread of the web process (the embedded default)."""
+
+    death_penalty_class = TimerDeathPenalty
+
+    def _install_signal_handlers(self) -> None:  # signals belong to the main thread
+        pass
+
+
+def periodic_jobs(app: Flask) -> list[tuple[str, Callable[[], object], int]]:
+    settings = app.config["COLLECTZ"]
+    from collectz.jobs.maintenance import cleanup_sessions
+
+    return [("cleanup_sessions", cleanup_sessions, max(60, settings.SESSION_CLEANUP_MINUTES * 60))]
+
+
+def tick(app: Flask, conn: Redis) -> list[str]:
+    """Enqueue each periodic job whose interval has passed; returns the names enqueued."""
+    enqueued = []
+    for name, func, interval in periodic_jobs(app):
+        if conn.set(f"collectz:periodic:{name}", "1", nx=True, ex=interval):
+            queue.get_queue("maintenance", app).enqueue(func, job_timeout=600, result_ttl=3600)
+            enqueued.append(name)
+    return enqueued
+
+
+def start_ticker(app: Flask, conn: Redis, stop: threading.Event, every: float = 30.0) -> threading.Thread:
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                tick(app, conn)
+            except Exception:
+                log.exception("periodic tick failed")
+            stop.wait(every)
+
+    thread = threading.Thread(target=loop, name="collectz-ticker", daemon=True)
+    thread.start()
+    return thread
+
+
+def build_worker(app: Flask, worker_class: type[AppWorker] = AppWorker) -> AppWorker:
+    conn = queue.connection(app)
+    queues = [queue.get_queue(name, app) for name in queue.QUEUE_NAMES]
+    return worker_class(queues, connection=conn)
+
+
+def start_embedded(app: Flask) -> threading.Event:
+    """Start an in-process worker and ticker in daemon threads; set the returned event to stop them."""
+    jobs.set_app(app)
+    stop = threading.Event()
+    worker = build_worker(app, ThreadWorker)
+
+    def run() -> None:
+        while not stop.is_set():
+            try:
+                worker.work(burst=True, logging_level="WARNING")
+            except Exception:
+                log.exception("embedded worker failed; restarting")
+            stop.wait(0.5)
+
+    threading.Thread(target=run, name="collectz-worker", daemon=True).start()
+    start_ticker(app, queue.connection(app), stop)
+    return stop

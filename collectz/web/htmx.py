@@ -1,0 +1,74 @@
+"""All htmx protocol knowledge lives here.
+
+A fragment request is `HX-Request` and not `HX-Boosted` and not a history restore. A page and
+its fragments come from the same template: a plain GET renders the page, an htmx GET renders
+the named block.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Response, get_flashed_messages, make_response, render_template, request
+from jinja2_fragments.flask import render_block
+
+
+def is_htmx() -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def is_fragment_request() -> bool:
+    return (
+        is_htmx()
+        and request.headers.get("HX-Boosted") != "true"
+        and request.headers.get("HX-History-Restore-Request") != "true"
+    )
+
+
+def render(template: str, block: str | None = None, status: int = 200, **context: Any) -> Response:
+    """The page for a plain request, the named block for an htmx fragment request."""
+    if block and is_fragment_request():
+        body = render_block(template, block, **context)
+    else:
+        body = render_template(template, **context)
+    return make_response(body, status)
+
+
+def redirect_after_post(url: str) -> Response:
+    """303 to a GET for a plain form post; HX-Location for htmx so it navigates without a full reload."""
+    if is_htmx():
+        resp = make_response("", 204)
+        resp.headers["HX-Location"] = json.dumps({"path": url, "target": "#main", "select": "#main"})
+        return resp
+    resp = make_response("", 303)
+    resp.headers["Location"] = url
+    return resp
+
+
+def client_redirect(url: str) -> Response:
+    """A full-page redirect that works for htmx (HX-Redirect) and plain requests (303)."""
+    if is_htmx():
+        resp = make_response("", 204)
+        resp.headers["HX-Redirect"] = url
+        return resp
+    resp = make_response("", 303)
+    resp.headers["Location"] = url
+    return resp
+
+
+def trigger(resp: Response, event: str) -> Response:
+    existing = resp.headers.get("HX-Trigger")
+    resp.headers["HX-Trigger"] = f"{existing}, {event}" if existing else event
+    return resp
+
+
+def finish_response(resp: Response) -> Response:
+    """after_request: `Vary: HX-Request` always; pending flashes become out-of-band toasts on fragments."""
+    resp.vary.add("HX-Request")
+    if is_fragment_request() and resp.mimetype == "text/html" and not resp.direct_passthrough:
+        messages = get_flashed_messages(with_categories=True)
+        if messages:
+            toast = render_template("components/_toasts.html", messages=messages, oob=True)
+            resp.set_data(resp.get_data(as_text=True) + toast)
+    return resp

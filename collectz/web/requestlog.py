@@ -1,0 +1,87 @@
+"""One structured log line per request, with a request id, from a hook that runs for every request."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+import uuid
+from typing import Any
+
+from flask import Flask, Response, g, request
+
+log = logging.getLogger("collectz.request")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if fields:
+            entry.update(fields)
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(level: str) -> None:
+    root = logging.getLogger("collectz")
+    if not any(getattr(h, "_collectz", False) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(JsonFormatter())
+        handler._collectz = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    root.setLevel(level.upper())
+    root.propagate = False
+
+
+def request_id() -> str | None:
+    return getattr(g, "request_id", None)
+
+
+def init_app(app: Flask) -> None:
+    @app.before_request
+    def _start() -> None:
+        incoming = request.headers.get("X-Request-ID", "")
+        g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        g.request_started = time.perf_counter()
+
+    @app.after_request
+    def _log(resp: Response) -> Response:
+        resp.headers["X-Request-ID"] = getattr(g, "request_id", "")
+        _emit(resp.status_code)
+        return resp
+
+    @app.teardown_request
+    def _log_unhandled(exc: BaseException | None) -> None:
+        if not getattr(g, "request_logged", False):
+            _emit(500, error=repr(exc) if exc else None)
+
+
+def _emit(status: int, error: str | None = None) -> None:
+    if getattr(g, "request_logged", False):
+        return
+    g.request_logged = True
+    started = getattr(g, "request_started", None)
+    from flask_login import current_user
+
+    user_id = getattr(current_user, "id", None) if getattr(g, "_login_user", None) is not None else None
+    fields = {
+        "request_id": getattr(g, "request_id", None),
+        "method": request.method,
+        "path": request.path,
+        "status": status,
+        "duration_ms": round((time.perf_counter() - started) * 1000, 2) if started else None,
+        "user_id": user_id,
+    }
+    if error:
+        fields["error"] = error
+    log.info("request", extra={"fields": fields})
