@@ -37,7 +37,7 @@ worker: install
 
 ## The whole suite. TEST_DATABASE_URL / TEST_REDIS_URL add PostgreSQL and real Redis runs.
 test: install-dev
-	$(BIN)/python -m pytest -n $${PYTEST_WORKERS:-auto} $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -c tests/pytest.ini --rootdir . -n $${PYTEST_WORKERS:-auto} $(PYTEST_ARGS)
 
 lint: install-dev
 	$(BIN)/ruff check .

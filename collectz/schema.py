@@ -46,7 +46,7 @@ def check_not_newer(engine: Engine, directory: Path | str = MIGRATIONS_DIR) -> N
 
 def upgrade(app: Flask, directory: Path | str = MIGRATIONS_DIR, revision: str = "head") -> None:
     """Apply migrations; a failing one is rolled back and reported by its revision."""
-    from flask_migrate import upgrade as fm_upgrade
+    from alembic import command
 
     with app.app_context():
         from collectz.extensions import db
@@ -54,8 +54,11 @@ def upgrade(app: Flask, directory: Path | str = MIGRATIONS_DIR, revision: str = 
         check_not_newer(db.engine, directory)
         script = script_directory(directory)
         before = current_revisions(db.engine)
+        # Alembic's command directly: flask_migrate.upgrade turns RuntimeError/CommandError into
+        # sys.exit(1), which would escape this handler without naming the failing revision.
+        config = app.extensions["migrate"].migrate.get_config(str(directory))
         try:
-            fm_upgrade(directory=str(directory), revision=revision)
+            command.upgrade(config, revision)
         except Exception as exc:
             after = current_revisions(db.engine)
             failing = _next_revision(script, after)

@@ -7,7 +7,6 @@ the named block.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import Response, get_flashed_messages, make_response, render_template, request
@@ -35,19 +34,8 @@ def render(template: str, block: str | None = None, status: int = 200, **context
     return make_response(body, status)
 
 
-def redirect_after_post(url: str) -> Response:
-    """303 to a GET for a plain form post; HX-Location for htmx so it navigates without a full reload."""
-    if is_htmx():
-        resp = make_response("", 204)
-        resp.headers["HX-Location"] = json.dumps({"path": url, "target": "#main", "select": "#main"})
-        return resp
-    resp = make_response("", 303)
-    resp.headers["Location"] = url
-    return resp
-
-
-def client_redirect(url: str) -> Response:
-    """A full-page redirect that works for htmx (HX-Redirect) and plain requests (303)."""
+def redirect(url: str) -> Response:
+    """303 to a GET for a plain request (e.g. after a write); HX-Redirect (a full page load) for htmx."""
     if is_htmx():
         resp = make_response("", 204)
         resp.headers["HX-Redirect"] = url

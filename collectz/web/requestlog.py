@@ -62,7 +62,8 @@ def init_app(app: Flask) -> None:
 
     @app.teardown_request
     def _log_unhandled(exc: BaseException | None) -> None:
-        if not getattr(g, "request_logged", False):
+        # Only for real requests (before_request ran) that ended without a response being logged.
+        if getattr(g, "request_started", None) is not None and not getattr(g, "request_logged", False):
             _emit(500, error=repr(exc) if exc else None)
 
 

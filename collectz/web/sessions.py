@@ -39,7 +39,7 @@ def _load_from_cookie(_request: Any) -> User | None:
 
 @login_manager.unauthorized_handler
 def _unauthorized() -> Response:
-    return htmx.client_redirect(url_for("auth.login", next=request.full_path if request.method == "GET" else None))
+    return htmx.redirect(url_for("auth.login", next=request.full_path if request.method == "GET" else None))
 
 
 def start_session(user: User, remember: bool) -> str:

@@ -29,7 +29,7 @@ def _login_failed(resp: Response) -> bool:
 @bp.route("/register", methods=["GET", "POST"])
 def register() -> Response:
     if current_user.is_authenticated:
-        return htmx.client_redirect(url_for("library.index"))
+        return htmx.redirect(url_for("library.index"))
     form = RegisterForm()
     first = not invites.users_exist()
     if request.method == "GET":
@@ -44,7 +44,7 @@ def register() -> Response:
             start_session(user, remember=False)
             db.session.commit()
             flash(f"Welcome, {user.name}." + (" You are the admin of this collection." if first else ""), "success")
-            return htmx.redirect_after_post(url_for("library.index"))
+            return htmx.redirect(url_for("library.index"))
     status = 422 if request.method == "POST" else 200
     return htmx.render("auth/register.html", block="form", status=status, form=form, first=first)
 
@@ -56,9 +56,9 @@ def register() -> Response:
                deduct_when=_login_failed, scope="login-account")
 def login() -> Response:
     if current_user.is_authenticated:
-        return htmx.client_redirect(url_for("library.index"))
+        return htmx.redirect(url_for("library.index"))
     if not invites.users_exist():
-        return htmx.client_redirect(url_for("auth.register"))
+        return htmx.redirect(url_for("auth.register"))
     form = LoginForm()
     if form.validate_on_submit():
         try:
@@ -70,7 +70,7 @@ def login() -> Response:
             audit.record("auth.login", actor=user, entity_type="user", entity_id=user.id,
                          details={"remember": bool(form.remember.data)})
             db.session.commit()
-            return htmx.client_redirect(safe_next(request.args.get("next"), url_for("library.index")))
+            return htmx.redirect(safe_next(request.args.get("next"), url_for("library.index")))
     status = 422 if request.method == "POST" else 200
     return htmx.render("auth/login.html", block="form", status=status, form=form)
 
@@ -83,7 +83,7 @@ def logout() -> Response:
         end_session()
         db.session.commit()
     flash("You are signed out.", "info")
-    return htmx.client_redirect(url_for("auth.login"))
+    return htmx.redirect(url_for("auth.login"))
 
 
 @bp.route("/profile", methods=["GET", "POST"])
@@ -97,7 +97,7 @@ def profile() -> Response:
             apply_errors(form, exc)
         else:
             flash("Profile saved.", "success")
-            return htmx.redirect_after_post(url_for("auth.profile"))
+            return htmx.redirect(url_for("auth.profile"))
     status = 422 if request.method == "POST" else 200
     return htmx.render("auth/profile.html", block="form", status=status, form=form)
 

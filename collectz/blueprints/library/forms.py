@@ -1,5 +1,6 @@
 from flask_wtf import FlaskForm
 from wtforms import IntegerField, SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from collectz.models.media_types import MEDIA_TYPES
@@ -7,7 +8,7 @@ from collectz.models.media_types import MEDIA_TYPES
 
 class MediaForm(FlaskForm):
     title = StringField("Title", validators=[DataRequired(message="A title is needed."), Length(max=500)])
-    media_type = SelectField("Type", choices=list(MEDIA_TYPES.items()), default="movie")
+    media_type = SelectField("Type", choices=[SelectChoice(k, v) for k, v in MEDIA_TYPES.items()], default="movie")
     original_title = StringField("Original title", validators=[Optional(), Length(max=500)])
     year = IntegerField("Year", validators=[Optional(), NumberRange(1800, 2100, "Enter a year between 1800 and 2100.")])
     formats = StringField("Owned formats", description="Comma separated, e.g. Blu-ray, DVD",

@@ -51,7 +51,7 @@ def media_new() -> Response:
             apply_errors(form, exc)
         else:
             flash(f"Added {media.title}.", "success")
-            return htmx.redirect_after_post(url_for("library.media_detail", media_id=media.id))
+            return htmx.redirect(url_for("library.media_detail", media_id=media.id))
     return htmx.render("library/media_form.html", block="form", form=form, media=None,
                        status=422 if request.method == "POST" else 200)
 
@@ -76,7 +76,7 @@ def media_edit(media_id: int) -> Response:
             apply_errors(form, exc)
         else:
             flash("Saved.", "success")
-            return htmx.redirect_after_post(url_for("library.media_detail", media_id=media_id))
+            return htmx.redirect(url_for("library.media_detail", media_id=media_id))
     return htmx.render("library/media_form.html", block="form", form=form, media=media,
                        status=422 if request.method == "POST" else 200)
 
@@ -88,5 +88,5 @@ def media_delete(media_id: int) -> Response:
         title = media.title
         media_service.delete_media(current_user._get_current_object(), media_id)
         flash(f"Deleted {title}.", "success")
-        return htmx.redirect_after_post(url_for("library.index"))
+        return htmx.redirect(url_for("library.index"))
     return htmx.render("library/media_delete.html", block="confirm", media=media)

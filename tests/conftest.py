@@ -1,0 +1,270 @@
+"""Shared fixtures.
+
+Every test that takes `app` (or anything built on it) runs once per backend: always on
+SQLite with the embedded queue, and, when TEST_DATABASE_URL / TEST_REDIS_URL are set, again
+on PostgreSQL with real Redis. In CI (CI=true) those services must answer or the run fails.
+Each xdist worker gets its own PostgreSQL database and its own Redis database number.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from argon2 import PasswordHasher
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine, text
+
+from collectz import create_app
+from collectz.config import Settings
+from collectz.extensions import db
+from collectz.security import passwords
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SHARED = PROJECT_ROOT.parent / "shared"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+PG_URL = os.environ.get("TEST_DATABASE_URL", "")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
+
+# Cheap argon2 parameters keep the suite fast; the parameters themselves are tested separately.
+passwords.set_hasher(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+
+
+def worker_index(config: pytest.Config | None = None) -> int:
+    name = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    match = re.search(r"(\d+)$", name)
+    return int(match.group(1)) if match else 0
+
+
+def _check_services() -> None:
+    """CI must have both services; a developer without them gets SQLite only, said out loud."""
+    if IN_CI and not (PG_URL and REDIS_URL):
+        pytest.exit("CI=true but TEST_DATABASE_URL / TEST_REDIS_URL are not set: .ci/run must set both", 2)
+    problems = []
+    if PG_URL:
+        try:
+            with create_engine(_pg_admin_url()).connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception as exc:  # pragma: no cover - exercised only when the service is down
+            problems.append(f"PostgreSQL at TEST_DATABASE_URL is unreachable: {exc}")
+    if REDIS_URL:
+        try:
+            from redis import Redis
+
+            Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+        except Exception as exc:  # pragma: no cover
+            problems.append(f"Redis at TEST_REDIS_URL is unreachable: {exc}")
+    if problems:
+        pytest.exit("; ".join(problems), 2)
+
+
+def _pg_admin_url() -> str:
+    from collectz.config import normalise_database_url
+
+    return normalise_database_url(PG_URL)
+
+
+def pg_database_url(suffix: str) -> str:
+    """A fresh PostgreSQL database for this worker (dropped and re-created)."""
+    name = f"collectz_test_{worker_index()}_{suffix}"
+    admin = create_engine(_pg_admin_url(), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return _pg_admin_url().rsplit("/", 1)[0] + "/" + name
+
+
+def redis_url_for_worker() -> str:
+    base = REDIS_URL.rstrip("/")
+    base = re.sub(r"/\d+$", "", base)
+    return f"{base}/{1 + worker_index() % 15}"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "e2e: browser tests (Playwright + Chromium)")
+    config.addinivalue_line("markers", "slow: starts processes")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    _check_services()
+
+
+BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
+
+
+def needs_shared(*parts: str) -> Path:
+    """A file under ../shared; skipped with a reason when absent, except in CI where absence fails."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        if IN_CI:
+            pytest.fail(f"{path} is missing: CI must have ../shared beside the project")
+        pytest.skip(f"{path} not present (the shared reference data lives beside the project)")
+    return path
+
+
+class Backend:
+    def __init__(self, name: str, database_url: str, redis_url: str, instance: Path):
+        self.name = name
+        self.database_url = database_url
+        self.redis_url = redis_url
+        self.instance = instance
+
+    def settings(self, **overrides: Any) -> Settings:
+        s = Settings.from_env({"COLLECTZ_ENV": "testing"})
+        s.TESTING = True
+        s.INSTANCE_PATH = str(self.instance)
+        s.DATABASE_URL = self.database_url
+        s.REDIS_URL = self.redis_url
+        s.LOG_LEVEL = "WARNING"
+        for key, value in overrides.items():
+            setattr(s, key, value)
+        return s
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
+    """A migrated database (and queue) per backend, shared by the tests of this worker."""
+    instance = tmp_path_factory.mktemp(f"instance-{request.param}")
+    if request.param == "sqlite":
+        be = Backend("sqlite", "sqlite:///" + str(instance / "collectz.db"), "", instance)
+    else:
+        be = Backend("postgresql", pg_database_url("main"), redis_url_for_worker() if REDIS_URL else "", instance)
+    app = create_app(settings=be.settings())
+    from collectz.schema import upgrade
+
+    upgrade(app)
+    with app.app_context():
+        db.engine.dispose()
+    yield be
+
+
+def _clean(app: Flask) -> None:
+    with app.app_context():
+        tables = [t for t in reversed(db.metadata.sorted_tables)]
+        with db.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                names = ", ".join(f'"{t.name}"' for t in tables)
+                conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            else:
+                for t in tables:
+                    conn.execute(t.delete())
+        from collectz.services.users import ensure_default_library
+
+        ensure_default_library()
+        db.session.commit()
+        from collectz import queue
+
+        conn = queue.connection(app)
+        conn.flushdb()
+
+
+class CsrfClient(FlaskClient):
+    """A test client that sends the page's CSRF token on unsafe methods unless csrf=False."""
+
+    def open(self, *args: Any, csrf: bool = True, **kwargs: Any):  # type: ignore[override]
+        method = (kwargs.get("method") or "GET").upper()
+        if csrf and method in ("POST", "PUT", "PATCH", "DELETE"):
+            token = super().open("/auth/csrf").get_json()["token"]
+            headers = dict(kwargs.pop("headers", None) or {})
+            headers.setdefault("X-CSRFToken", token)
+            kwargs["headers"] = headers
+        return super().open(*args, **kwargs)
+
+
+@pytest.fixture
+def make_app(backend: Backend) -> Iterator[Any]:
+    """Build an app on this backend with setting overrides; tables are emptied afterwards."""
+    built: list[Flask] = []
+
+    def factory(**overrides: Any) -> Flask:
+        app = create_app(settings=backend.settings(**overrides))
+        app.test_client_class = CsrfClient
+        built.append(app)
+        return app
+
+    yield factory
+    if built:
+        cleaner = create_app(settings=backend.settings())
+        _clean(cleaner)
+        built.append(cleaner)
+    for app in built:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+@pytest.fixture
+def app(make_app: Any) -> Flask:
+    return make_app()
+
+
+@pytest.fixture
+def client(app: Flask) -> CsrfClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def ctx(app: Flask) -> Iterator[Flask]:
+    with app.app_context():
+        yield app
+        db.session.remove()
+
+
+class Actors:
+    """alice (admin), bob (user), carol (another user), vera (viewer)."""
+
+    PASSWORD = "correct horse battery"
+
+    def __init__(self, app: Flask):
+        from collectz.models import User
+
+        self.app = app
+        with app.app_context():
+            for name, role in (("alice", "admin"), ("bob", "user"), ("carol", "user"), ("vera", "viewer")):
+                db.session.add(User(email=f"{name}@example.org", name=name.title(), role=role,
+                                    password_hash=passwords.hash_password(self.PASSWORD)))
+            db.session.commit()
+            self.ids = {u.name.lower(): u.id for u in db.session.scalars(db.select(User))}
+
+    def client(self, name: str, remember: bool = False) -> CsrfClient:
+        """A client already signed in as `name` (through a real server-side session row)."""
+        from collectz.models import User
+        from collectz.services.sessions import create_session
+
+        client = self.app.test_client()
+        with self.app.test_request_context():
+            user = db.session.get(User, self.ids[name])
+            token, _row = create_session(user, remember=remember, ip="127.0.0.1", user_agent="pytest")
+            db.session.commit()
+        client.set_cookie(self.app.config["COLLECTZ"].SESSION_COOKIE_NAME, token)
+        return client
+
+    def login(self, name: str, client: CsrfClient | None = None) -> CsrfClient:
+        """Sign in through the login form."""
+        client = client or self.app.test_client()
+        resp = client.post("/auth/login", data={"email": f"{name}@example.org", "password": self.PASSWORD})
+        assert resp.status_code in (302, 303), resp.get_data(as_text=True)[:500]
+        return client
+
+
+@pytest.fixture
+def actors(app: Flask) -> Actors:
+    return Actors(app)
+
+
+def activity(app: Flask, action: str | None = None) -> list[Any]:
+    """Activity events, oldest first (optionally only one action)."""
+    from collectz.models import ActivityLog
+
+    with app.app_context():
+        query = db.select(ActivityLog).order_by(ActivityLog.id)
+        if action:
+            query = query.where(ActivityLog.action == action)
+        rows = db.session.scalars(query).all()
+        db.session.expunge_all()
+        return list(rows)
