@@ -8,9 +8,10 @@ NAME_FILE (a path whose content is the value), which suits Docker secrets.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -89,7 +90,7 @@ class Settings:
         return self.ENV == "production"
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read every setting from the environment; raise ConfigError on a bad value."""
         env = dict(os.environ if environ is None else environ)
         s = cls()
@@ -100,7 +101,9 @@ class Settings:
                 try:
                     return Path(file_path).read_text().strip()
                 except OSError as exc:
-                    raise ConfigError(f"{name}_FILE points at {file_path!r}, which cannot be read: {exc.strerror}") from None
+                    raise ConfigError(
+                        f"{name}_FILE points at {file_path!r}, which cannot be read: {exc.strerror}"
+                    ) from None
             return env.get(name)
 
         s.ENV = (raw("COLLECTZ_ENV") or "development").strip().lower()
@@ -127,7 +130,9 @@ class Settings:
     def validate(self) -> None:
         """Refuse values the app must not run with."""
         if self.AUDIT_LOG_MODE not in AUDIT_LOG_MODES:
-            raise ConfigError(f"AUDIT_LOG_MODE must be one of {', '.join(AUDIT_LOG_MODES)}, not {self.AUDIT_LOG_MODE!r}")
+            raise ConfigError(
+                f"AUDIT_LOG_MODE must be one of {', '.join(AUDIT_LOG_MODES)}, not {self.AUDIT_LOG_MODE!r}"
+            )
         if self.SESSION_COOKIE_SAMESITE not in ("Strict", "Lax"):
             raise ConfigError("SESSION_COOKIE_SAMESITE must be Strict or Lax")
         if self.PASSWORD_MIN_LENGTH < 8:
@@ -141,7 +146,9 @@ class Settings:
         if len(self.SECRET_KEY) < MIN_SECRET_LENGTH or len(set(self.SECRET_KEY)) < 8:
             raise ConfigError(f"SECRET_KEY is too weak: use a random value of at least {MIN_SECRET_LENGTH} characters")
         if not self.INTEGRATION_ENCRYPTION_KEY:
-            raise ConfigError("INTEGRATION_ENCRYPTION_KEY is missing: production needs it to encrypt integration secrets")
+            raise ConfigError(
+                "INTEGRATION_ENCRYPTION_KEY is missing: production needs it to encrypt integration secrets"
+            )
         if len(self.INTEGRATION_ENCRYPTION_KEY) < MIN_SECRET_LENGTH:
             raise ConfigError(f"INTEGRATION_ENCRYPTION_KEY is too weak: use at least {MIN_SECRET_LENGTH} characters")
         if not self.SESSION_COOKIE_SECURE and not self.ALLOW_INSECURE_COOKIES:

@@ -28,8 +28,10 @@ def main() -> None:
     host = os.environ.get("HOST", "127.0.0.1")
     port = int(os.environ.get("PORT", "5000"))
     settings = app.config["COLLECTZ"]
-    print(f"collectZ is running at http://{host}:{port}/  (database: {app.config['SQLALCHEMY_DATABASE_URI'].split(':')[0]}, "
-          f"queue: {'redis' if settings.REDIS_URL else 'embedded'}; Ctrl-C stops it)", flush=True)
+    database = app.config["SQLALCHEMY_DATABASE_URI"].split(":")[0]
+    queue_kind = "redis" if settings.REDIS_URL else "embedded"
+    print(f"collectZ is running at http://{host}:{port}/  (database: {database}, queue: {queue_kind}; "
+          "Ctrl-C stops it)", flush=True)
     run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
 
 

@@ -5,8 +5,8 @@ A worker builds the app once (`set_app`); a job runs inside its app context.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from flask import Flask
 

@@ -89,11 +89,11 @@ class Media(TimestampMixin, Base):
     import_source: Mapped[str | None] = mapped_column(String(32))
     added_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
 
-    people: Mapped[list["MediaPerson"]] = relationship(
+    people: Mapped[list[MediaPerson]] = relationship(
         back_populates="media", cascade="all, delete-orphan", order_by="MediaPerson.position"
     )
-    genres: Mapped[list["Genre"]] = relationship(secondary="media_genres", order_by="Genre.name")
-    seasons: Mapped[list["MediaSeason"]] = relationship(
+    genres: Mapped[list[Genre]] = relationship(secondary="media_genres", order_by="Genre.name")
+    seasons: Mapped[list[MediaSeason]] = relationship(
         back_populates="media", cascade="all, delete-orphan", order_by="MediaSeason.season_number"
     )
 

@@ -24,7 +24,7 @@ class User(TimestampMixin, Base):
     must_reset: Mapped[bool] = mapped_column(default=False)
     last_login_at: Mapped[datetime | None]
 
-    sessions: Mapped[list["UserSession"]] = relationship(back_populates="user", cascade="all, delete-orphan")
+    sessions: Mapped[list[UserSession]] = relationship(back_populates="user", cascade="all, delete-orphan")
 
     # Flask-Login protocol
     is_authenticated = True

@@ -24,7 +24,7 @@ class SessionPolicy:
     max_per_user: int
 
     @classmethod
-    def current(cls) -> "SessionPolicy":
+    def current(cls) -> SessionPolicy:
         s = current_settings()
         return cls(
             idle=timedelta(minutes=s.SESSION_IDLE_MINUTES),
