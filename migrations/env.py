@@ -47,23 +47,33 @@ def run_migrations_online():
             saved_isolation = raw.isolation_level
             connection.commit()
             raw.isolation_level = None
-            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")  # a no-op inside a transaction
+            # End SQLAlchemy's implicit transaction, or Alembic would see one already open and run
+            # every revision inside it without BEGIN (autocommit): nothing could be rolled back.
+            connection.commit()
 
-            @event.listens_for(connection, "begin")
             def _begin(conn):
                 conn.exec_driver_sql("BEGIN")
+
+            event.listen(connection, "begin", _begin)
         conf_args = dict(current_app.extensions["migrate"].configure_args)
         conf_args.setdefault("render_as_batch", True)
         conf_args.setdefault("compare_type", True)
         conf_args.setdefault("render_item", render_item)
         context.configure(connection=connection, target_metadata=target_metadata,
                           transaction_per_migration=True, **conf_args)
-        with context.begin_transaction():
-            context.run_migrations()
-        if is_sqlite:
-            connection.exec_driver_sql("PRAGMA foreign_keys=ON")
-            connection.commit()
-            raw.isolation_level = saved_isolation
+        try:
+            with context.begin_transaction():
+                context.run_migrations()
+        finally:
+            if is_sqlite:
+                # Hand the pooled connection back as we found it, after a failure too.
+                event.remove(connection, "begin", _begin)
+                if connection.in_transaction():
+                    connection.rollback()
+                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                connection.commit()
+                raw.isolation_level = saved_isolation
 
 
 if context.is_offline_mode():
