@@ -51,7 +51,7 @@ def create_app(overrides: Mapping[str, Any] | None = None, *, settings: Settings
     from collectz.blueprints.admin.views import bp as admin_bp
     from collectz.blueprints.auth.views import bp as auth_bp
     from collectz.blueprints.core.views import bp as core_bp
-    from collectz.blueprints.library.views import bp as library_bp
+    from collectz.blueprints.library import bp as library_bp
 
     for bp in (core_bp, auth_bp, library_bp, admin_bp):
         app.register_blueprint(bp)

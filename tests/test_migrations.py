@@ -22,12 +22,13 @@ from sqlalchemy import inspect, text
 
 from collectz import create_app
 from collectz.extensions import db
-from collectz.schema import MIGRATIONS_DIR, SchemaError, current_revisions, upgrade
+from collectz.schema import MIGRATIONS_DIR, SchemaError, current_revisions, script_directory, upgrade
 from collectz.startup import prepare
 from tests.conftest import Backend, pg_database_url
 
 BROKEN_TABLE = "broken_half_made"
-HEAD = "0001"
+HEAD = script_directory().get_current_head()
+BROKEN = "9999broken"
 
 
 @pytest.fixture
@@ -116,15 +117,15 @@ def test_models_match_migrations(build: Callable[..., Flask]) -> None:
 BROKEN_REVISION = f'''\
 """a revision that fails half-way
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: {BROKEN}
+Revises: {HEAD}
 """
 
 from alembic import op
 import sqlalchemy as sa
 
-revision = "0002"
-down_revision = "0001"
+revision = "{BROKEN}"
+down_revision = "{HEAD}"
 branch_labels = None
 depends_on = None
 
@@ -142,10 +143,10 @@ def downgrade():
 
 @pytest.fixture
 def broken_migrations(tmp_path: Path) -> Path:
-    """A copy of migrations/ with a failing revision 0002 on top of 0001."""
+    """A copy of migrations/ with a failing revision on top of the head."""
     target = tmp_path / "migrations-broken"
     shutil.copytree(MIGRATIONS_DIR, target, ignore=shutil.ignore_patterns("__pycache__"))
-    (target / "versions" / "0002_broken.py").write_text(textwrap.dedent(BROKEN_REVISION))
+    (target / "versions" / f"{BROKEN}_broken.py").write_text(textwrap.dedent(BROKEN_REVISION))
     return target
 
 
@@ -154,17 +155,17 @@ def test_broken_migration_is_rolled_back_and_named(build: Callable[..., Flask], 
     with pytest.raises(SchemaError) as excinfo:
         upgrade(app, directory=broken_migrations)
     message = str(excinfo.value)
-    assert "0002" in message
+    assert BROKEN in message
     assert "deliberately broken migration" in message
-    # 0001 ran in its own transaction and stays; 0002's table went with its rollback.
+    # the earlier revisions ran in their own transactions and stay; the broken one's table went with its rollback.
     assert revisions(app) == (HEAD,)
     tables = table_names(app)
     assert BROKEN_TABLE not in tables
     assert app_tables() <= tables
     assert_sqlite_connection_restored(app)
 
-    # Running again fails the same way and still leaves no trace of 0002.
-    with pytest.raises(SchemaError, match="0002"):
+    # Running again fails the same way and still leaves no trace of it.
+    with pytest.raises(SchemaError, match=BROKEN):
         upgrade(app, directory=broken_migrations)
     assert revisions(app) == (HEAD,)
     assert BROKEN_TABLE not in table_names(app)
@@ -176,7 +177,7 @@ def test_broken_migration_stops_startup(build: Callable[..., Flask], broken_migr
     with pytest.raises(SystemExit) as excinfo:
         prepare(app, directory=broken_migrations)
     assert excinfo.value.code == 3
-    assert "0002" in capsys.readouterr().err
+    assert BROKEN in capsys.readouterr().err
     assert revisions(app) == (HEAD,)
     assert BROKEN_TABLE not in table_names(app)
 

@@ -87,6 +87,9 @@ class Media(TimestampMixin, Base):
     copies: Mapped[int] = mapped_column(default=1)
     cover_key: Mapped[str | None] = mapped_column(String(255))
     import_source: Mapped[str | None] = mapped_column(String(32))
+    # Lower-cased text that search matches: title, original title, people, series, notes, identifiers.
+    # Kept by services.indexing.refresh_media_index whenever an item or its people change.
+    search_text: Mapped[str] = mapped_column(Text, default="", server_default="")
     added_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
 
     people: Mapped[list[MediaPerson]] = relationship(

@@ -13,6 +13,7 @@ from collectz.models.media_types import MEDIA_TYPES, TypeDetailsError
 from collectz.security.permissions import require_media_edit, require_writer
 from collectz.services import audit
 from collectz.services.errors import InvalidInput, NotFound
+from collectz.services.indexing import refresh_media_index
 from collectz.services.users import ensure_default_library
 
 EDITABLE = ("title", "media_type", "original_title", "year", "overview", "location", "notes", "copies", "formats",
@@ -111,6 +112,7 @@ def _apply(media: Media, data: MediaInput) -> None:
         media.type_details = data.type_details
     except TypeDetailsError as exc:
         raise InvalidInput("Please fix the marked fields.", fields={exc.field: exc.message}) from None
+    refresh_media_index(media)
 
 
 def count_media() -> int:

@@ -1,0 +1,15 @@
+"""The library blueprint: browse (browse.py), items (items.py), duplicates (duplicates.py)."""
+
+from flask import Blueprint
+from flask_login import login_required
+
+bp = Blueprint("library", __name__, url_prefix="/library")
+
+
+@bp.before_request
+@login_required
+def _members_only() -> None:
+    return None
+
+
+from collectz.blueprints.library import browse, items  # noqa: E402,F401  (registers the routes)

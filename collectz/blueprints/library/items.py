@@ -1,26 +1,17 @@
-"""The library: browse, add, edit, delete."""
+"""Items: add, view, edit, delete."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, flash, request, url_for
-from flask_login import current_user, login_required
+from flask import Response, flash, request, url_for
+from flask_login import current_user
 
+from collectz.blueprints.library import bp
 from collectz.blueprints.library.forms import MediaForm
-from collectz.models.media_types import LIBRARY_SECTIONS
 from collectz.security.permissions import can_edit_media, require_writer
 from collectz.services import media as media_service
-from collectz.services import queries
 from collectz.services.errors import InvalidInput
 from collectz.web import htmx
 from collectz.web.forms import apply_errors
-
-bp = Blueprint("library", __name__, url_prefix="/library")
-
-
-@bp.before_request
-@login_required
-def _members_only() -> None:
-    return None
 
 
 def _form_input(form: MediaForm) -> media_service.MediaInput:
@@ -29,15 +20,6 @@ def _form_input(form: MediaForm) -> media_service.MediaInput:
         year=form.year.data, overview=form.overview.data, location=form.location.data, notes=form.notes.data,
         copies=form.copies.data or 1, formats=(form.formats.data or "").split(","),
     )
-
-
-@bp.route("/")
-@bp.route("/<section>")
-def index(section: str = "all") -> Response:
-    if section not in LIBRARY_SECTIONS:
-        abort(404)
-    page = queries.library_page(section, request.args.get("page", 1, type=int))
-    return htmx.render("library/index.html", block="item_list", section=section, page=page)
 
 
 @bp.route("/media/new", methods=["GET", "POST"])
