@@ -13,10 +13,11 @@ from dotenv import load_dotenv
 
 def main() -> int:
     load_dotenv()
-    from collectz import create_app, jobs
+    from collectz import jobs
     from collectz.jobs.runner import build_worker, start_ticker
+    from collectz.startup import build_app
 
-    app = create_app()
+    app = build_app()
     if not app.config["COLLECTZ"].REDIS_URL:
         print("worker.py needs REDIS_URL. Without Redis, `make run` runs jobs inside the web process.",
               file=sys.stderr)

@@ -1,10 +1,15 @@
 """WSGI entry point for gunicorn: `gunicorn wsgi:app`.
 
-With RUN_MIGRATIONS_ON_START=true the schema is brought to head before serving.
+Reads `.env` like the other entry points. With RUN_MIGRATIONS_ON_START=true the schema is
+brought to head before serving (one process at a time). A bad setting or a database schema
+newer than this code stops the process with its reason (exit code 3).
 """
 
-from collectz import create_app
-from collectz.startup import prepare
+from dotenv import load_dotenv
 
-app = create_app()
+load_dotenv()
+
+from collectz.startup import build_app, prepare  # noqa: E402
+
+app = build_app()
 prepare(app)

@@ -17,7 +17,7 @@ def init_app(app: Flask) -> None:
 
     @invites_group.command("create")
     @click.argument("email")
-    @click.option("--role", type=click.Choice(["user", "viewer", "admin"]), default="user")
+    @click.option("--role", type=click.Choice(["user", "viewer"]), default="user")
     @click.option("--by", "by_email", help="Email of the admin creating it (default: the first admin).")
     def invites_create(email: str, role: str, by_email: str | None) -> None:
         """Create an invitation and print its link (shown once)."""
@@ -31,7 +31,11 @@ def init_app(app: Flask) -> None:
             raise click.ClickException("No admin account: register the first account in the browser first.")
         _invite, token = invites.create_invite(admin, email, role)
         with app.test_request_context():
-            click.echo(url_for("auth.register", invite=token, _external=True))
+            path = url_for("auth.register", invite=token)
+        public = app.config["COLLECTZ"].PUBLIC_URL.rstrip("/")
+        if not public:
+            click.echo("PUBLIC_URL is not set: put this instance's address in front of the path.", err=True)
+        click.echo(f"{public}{path}")
 
     @app.cli.group("maintenance")
     def maintenance_group() -> None:

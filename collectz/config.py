@@ -16,6 +16,10 @@ from typing import Any
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 AUDIT_LOG_MODES = ("off", "failures", "mutations", "all")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# Whole-number settings where 0 would break sign-in or sessions.
+INT_MINIMUMS = {"SESSION_IDLE_MINUTES": 1, "SESSION_ABSOLUTE_HOURS": 1, "SESSION_REMEMBER_DAYS": 1,
+                "SESSION_MAX_PER_USER": 1, "SESSION_CLEANUP_MINUTES": 1, "PASSWORD_MIN_LENGTH": 8}
 SECRET_SETTINGS = ("SECRET_KEY", "INTEGRATION_ENCRYPTION_KEY", "DATABASE_URL", "REDIS_URL", "METRICS_TOKEN")
 DEV_SECRET_KEY = "dev-insecure-secret-key-change-me"
 MIN_SECRET_LENGTH = 32
@@ -81,7 +85,7 @@ class Settings:
     LOG_LEVEL: str = "INFO"
     TRUST_PROXY_HOPS: int = 0
     METRICS_TOKEN: str = ""
-    GIT_SHA: str = ""
+    PUBLIC_URL: str = ""
     TESTING: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -104,7 +108,9 @@ class Settings:
                     raise ConfigError(
                         f"{name}_FILE points at {file_path!r}, which cannot be read: {exc.strerror}"
                     ) from None
-            return env.get(name)
+            value = env.get(name)
+            # An empty value means "not set" (a commented-out line and `NAME=` behave alike).
+            return value if value is None or value.strip() else None
 
         s.ENV = (raw("COLLECTZ_ENV") or "development").strip().lower()
         if s.ENV not in ("development", "production", "testing"):
@@ -119,7 +125,7 @@ class Settings:
             if isinstance(current, bool):
                 setattr(s, f, parse_bool(f, value))
             elif isinstance(current, int):
-                setattr(s, f, parse_int(f, value, minimum=0))
+                setattr(s, f, parse_int(f, value, minimum=INT_MINIMUMS.get(f, 0)))
             else:
                 setattr(s, f, value.strip())
         if "SESSION_COOKIE_SECURE" not in env and s.production:
@@ -133,6 +139,10 @@ class Settings:
             raise ConfigError(
                 f"AUDIT_LOG_MODE must be one of {', '.join(AUDIT_LOG_MODES)}, not {self.AUDIT_LOG_MODE!r}"
             )
+        if self.LOG_LEVEL.upper() not in LOG_LEVELS:
+            raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {self.LOG_LEVEL!r}")
+        if self.PUBLIC_URL and not self.PUBLIC_URL.startswith(("http://", "https://")):
+            raise ConfigError(f"PUBLIC_URL must start with http:// or https://, not {self.PUBLIC_URL!r}")
         if self.SESSION_COOKIE_SAMESITE not in ("Strict", "Lax"):
             raise ConfigError("SESSION_COOKIE_SAMESITE must be Strict or Lax")
         if self.PASSWORD_MIN_LENGTH < 8:
@@ -156,6 +166,9 @@ class Settings:
                 "SESSION_COOKIE_SECURE=false in production: serve over HTTPS, or set ALLOW_INSECURE_COOKIES=true "
                 "for a plain-HTTP home network"
             )
+        if not self.REDIS_URL:
+            raise ConfigError("REDIS_URL is missing: production runs background jobs and rate limits on Redis "
+                              "(the in-process stand-in is only for `make run`)")
 
     def database_url(self) -> str:
         if self.DATABASE_URL:
@@ -190,6 +203,8 @@ class Settings:
             "RATELIMIT_ENABLED": self.RATELIMIT_ENABLED,
             "RATELIMIT_STORAGE_URI": self.REDIS_URL or "memory://",
             "RATELIMIT_HEADERS_ENABLED": True,
+            # If Redis is briefly down, limits fall back to per-process memory instead of failing sign-in.
+            "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
             "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,
         }
 

@@ -14,15 +14,10 @@ from werkzeug.serving import run_simple
 
 def main() -> None:
     load_dotenv()
-    from collectz import create_app
-    from collectz.config import ConfigError
     from collectz.jobs.runner import start_embedded
-    from collectz.startup import prepare
+    from collectz.startup import build_app, prepare
 
-    try:
-        app = create_app()
-    except ConfigError as exc:
-        raise SystemExit(f"collectZ refuses to start: {exc}") from None
+    app = build_app()
     prepare(app, migrate=True)
     start_embedded(app)
     host = os.environ.get("HOST", "127.0.0.1")

@@ -17,7 +17,8 @@ GOOD_ENC_KEY = "Zx1Cv2Bn3Mm4Lk5Jh6Gf7Ds8Aq9Wp0Oe-_=+"
 
 
 def production(**env: str) -> dict[str, str]:
-    base = {"COLLECTZ_ENV": "production", "SECRET_KEY": GOOD_SECRET, "INTEGRATION_ENCRYPTION_KEY": GOOD_ENC_KEY}
+    base = {"COLLECTZ_ENV": "production", "SECRET_KEY": GOOD_SECRET, "INTEGRATION_ENCRYPTION_KEY": GOOD_ENC_KEY,
+            "REDIS_URL": "redis://127.0.0.1:6379/0"}
     base.update(env)
     return {k: v for k, v in base.items() if v is not None}
 
@@ -39,7 +40,7 @@ def test_booleans_accept_the_usual_spellings(raw: str, expected: bool) -> None:
     assert Settings.from_env({"SESSION_COOKIE_SECURE": raw}).SESSION_COOKIE_SECURE is expected
 
 
-@pytest.mark.parametrize("raw", ["maybe", "", "2", "y", "enabled"])
+@pytest.mark.parametrize("raw", ["maybe", "2", "y", "enabled"])
 def test_booleans_are_strict(raw: str) -> None:
     with pytest.raises(ConfigError) as excinfo:
         Settings.from_env({"SESSION_COOKIE_SECURE": raw})
@@ -59,7 +60,7 @@ def test_integers_are_parsed() -> None:
     assert (s.SESSION_IDLE_MINUTES, s.SESSION_MAX_PER_USER, s.TRUST_PROXY_HOPS) == (15, 3, 1)
 
 
-@pytest.mark.parametrize("raw", ["abc", "1.5", "", "ten"])
+@pytest.mark.parametrize("raw", ["abc", "1.5", "ten"])
 def test_integers_must_be_whole_numbers(raw: str) -> None:
     with pytest.raises(ConfigError) as excinfo:
         Settings.from_env({"SESSION_IDLE_MINUTES": raw})
@@ -179,3 +180,29 @@ def test_production_refusal_end_to_end(tmp_path: Path) -> None:
     assert "SECRET_KEY" in proc.stderr
     assert "ConfigError" in proc.stderr
     assert not (tmp_path / "instance").exists(), "nothing should be created before the settings are accepted"
+
+
+def test_an_empty_value_means_not_set() -> None:
+    s = Settings.from_env({"SECRET_KEY": "", "SESSION_COOKIE_SECURE": " ", "SESSION_IDLE_MINUTES": ""})
+    assert s.SECRET_KEY == Settings().SECRET_KEY and s.SESSION_COOKIE_SECURE is False
+    assert s.SESSION_IDLE_MINUTES == Settings().SESSION_IDLE_MINUTES
+
+
+@pytest.mark.parametrize("name", ["SESSION_IDLE_MINUTES", "SESSION_ABSOLUTE_HOURS", "SESSION_MAX_PER_USER"])
+def test_zero_is_refused_where_it_would_break_sessions(name: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        Settings.from_env({name: "0"})
+
+
+def test_log_level_and_public_url_are_checked() -> None:
+    with pytest.raises(ConfigError, match="LOG_LEVEL"):
+        Settings.from_env({"LOG_LEVEL": "loud"})
+    with pytest.raises(ConfigError, match="PUBLIC_URL"):
+        Settings.from_env({"PUBLIC_URL": "collectz.example.org"})
+
+
+def test_production_needs_redis() -> None:
+    env = production()
+    del env["REDIS_URL"]
+    with pytest.raises(ConfigError, match="REDIS_URL"):
+        Settings.from_env(env)

@@ -19,7 +19,7 @@ from collectz.services.errors import InvalidInput
 def create_invite(actor: User, email: str, role: str = "user", ttl_hours: int | None = None) -> tuple[Invite, str]:
     """Create an invite; the raw token is returned once and only its hash is kept."""
     require_admin(actor, "invite members")
-    if role not in ("user", "viewer", "admin"):
+    if role not in ("user", "viewer"):
         raise InvalidInput("Choose a role.", fields={"role": "Choose user or viewer."})
     hours = ttl_hours if ttl_hours is not None else current_settings().INVITE_TTL_HOURS
     token = new_token()
