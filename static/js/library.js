@@ -1,0 +1,1 @@
+// Library enhancements (drawer, view toggle). Every page works without this file.
