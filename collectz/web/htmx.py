@@ -54,7 +54,9 @@ def trigger(resp: Response, event: str) -> Response:
 def finish_response(resp: Response) -> Response:
     """after_request: `Vary: HX-Request` always; pending flashes become out-of-band toasts on fragments."""
     resp.vary.add("HX-Request")
-    if is_fragment_request() and resp.mimetype == "text/html" and not resp.direct_passthrough:
+    # A 204/HX-Redirect answer has no body to carry toasts: its flashes wait for the next page.
+    has_body = resp.status_code != 204 and "HX-Redirect" not in resp.headers
+    if is_fragment_request() and has_body and resp.mimetype == "text/html" and not resp.direct_passthrough:
         messages = get_flashed_messages(with_categories=True)
         if messages:
             toast = render_template("components/_toasts.html", messages=messages, oob=True)
