@@ -48,7 +48,7 @@ def create_app(overrides: Mapping[str, Any] | None = None, *, settings: Settings
     errors.init_app(app)
     setup.init_app(app)
 
-    from collectz.blueprints.admin.views import bp as admin_bp
+    from collectz.blueprints.admin import bp as admin_bp
     from collectz.blueprints.auth.views import bp as auth_bp
     from collectz.blueprints.core.views import bp as core_bp
     from collectz.blueprints.library import bp as library_bp

@@ -111,3 +111,28 @@ def cleanup_expired(now: datetime | None = None) -> int:
     ).rowcount or 0
     db.session.commit()
     return absolute + idle
+
+
+def list_user_sessions(user_id: int) -> list[UserSession]:
+    """A user's live sessions, most recently seen first."""
+    return list(db.session.scalars(
+        select(UserSession).where(UserSession.user_id == user_id, UserSession.expires_at > utcnow())
+        .order_by(UserSession.last_seen_at.desc(), UserSession.id.desc())
+    ))
+
+
+def revoke_session_by_id(actor: User, session_id: int) -> UserSession:
+    """Revoke one session: your own, or anyone's if you are an admin (audited as session.revoked)."""
+    from collectz.services import audit
+    from collectz.services.errors import Forbidden, NotFound
+
+    row = db.session.get(UserSession, session_id)
+    if row is None:
+        raise NotFound("No such session.")
+    if row.user_id != actor.id and actor.role != "admin":
+        raise Forbidden("You can only sign out your own sessions.")
+    audit.record("session.revoked", actor=actor, entity_type="user", entity_id=row.user_id,
+                 details={"session_id": row.id, "ip": row.ip, "user_agent": row.user_agent})
+    db.session.delete(row)
+    db.session.commit()
+    return row

@@ -1,0 +1,3 @@
+"""Admin → Activity."""
+
+from collectz.blueprints.admin import bp  # noqa: F401

@@ -1,0 +1,3 @@
+"""Admin → Flags."""
+
+from collectz.blueprints.admin import bp  # noqa: F401

@@ -1,0 +1,3 @@
+"""Admin → Invitations."""
+
+from collectz.blueprints.admin import bp  # noqa: F401
