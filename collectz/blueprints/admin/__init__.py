@@ -31,4 +31,4 @@ def index() -> Response:
     return redirect(url_for("admin.members"))
 
 
-from collectz.blueprints.admin import activity, flags, invitations, members  # noqa: E402,F401  (registers routes)
+from collectz.blueprints.admin import activity, credentials, flags, invitations, members  # noqa: E402,F401,I001
