@@ -128,7 +128,7 @@ class Settings:
                 setattr(s, f, parse_int(f, value, minimum=INT_MINIMUMS.get(f, 0)))
             else:
                 setattr(s, f, value.strip())
-        if "SESSION_COOKIE_SECURE" not in env and s.production:
+        if raw("SESSION_COOKIE_SECURE") is None and s.production:
             s.SESSION_COOKIE_SECURE = True
         s.validate()
         return s

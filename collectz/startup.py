@@ -21,7 +21,8 @@ _PG_LOCK_KEY = 0x636F6C6C
 
 
 def refuse(exc: Exception) -> SystemExit:
-    log.error("refusing to start: %s", exc)
+    if logging.getLogger("collectz").handlers:  # structured logs are set up: keep a record there too
+        log.error("refusing to start: %s", exc)
     print(f"collectZ refuses to start: {exc}", file=sys.stderr)
     return SystemExit(3)
 
