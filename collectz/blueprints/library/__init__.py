@@ -12,4 +12,4 @@ def _members_only() -> None:
     return None
 
 
-from collectz.blueprints.library import browse, items  # noqa: E402,F401  (registers the routes)
+from collectz.blueprints.library import browse, duplicates, items  # noqa: E402,F401  (registers the routes)
