@@ -41,10 +41,12 @@ class DetailField:
     label: str
     kind: type = str  # str or int
     max_length: int = 255
+    # False: kept and shown, but the form records it another way (a game's developers are people).
+    in_form: bool = True
 
 
-def _f(name: str, label: str, kind: type = str) -> DetailField:
-    return DetailField(name, label, kind)
+def _f(name: str, label: str, kind: type = str, in_form: bool = True) -> DetailField:
+    return DetailField(name, label, kind, in_form=in_form)
 
 
 TYPE_DETAILS: dict[str, tuple[DetailField, ...]] = {
@@ -59,16 +61,62 @@ TYPE_DETAILS: dict[str, tuple[DetailField, ...]] = {
         _f("pages", "Pages", int),
     ),
     "audio": (_f("label", "Label"), _f("track_count", "Tracks", int)),
-    "game": (_f("platform", "Platform"), _f("developer", "Developer"), _f("region", "Region")),
+    "game": (_f("platform", "Platform"), _f("developer", "Developer", in_form=False), _f("region", "Region")),
     "comic_book": (
         _f("series", "Series"),
         _f("issue", "Issue"),
         _f("volume", "Volume"),
         _f("publisher", "Publisher"),
         _f("cover_date", "Cover date"),
+        _f("pages", "Pages", int),
     ),
     "other": (_f("kind", "Kind of item"),),
 }
+
+
+@dataclass(frozen=True)
+class PersonRole:
+    key: str
+    label: str  # one person
+    plural: str  # the form's label: several names may be given
+
+
+# Every role a person can have on an item, in the order the detail view lists them.
+PERSON_ROLES: dict[str, PersonRole] = {
+    r.key: r
+    for r in (
+        PersonRole("author", "Author", "Authors"),
+        PersonRole("director", "Director", "Directors"),
+        PersonRole("writer", "Writer", "Writers"),
+        PersonRole("artist", "Artist", "Artists"),
+        PersonRole("inker", "Inker", "Inkers"),
+        PersonRole("colorist", "Colorist", "Colorists"),
+        PersonRole("illustrator", "Illustrator", "Illustrators"),
+        PersonRole("developer", "Developer", "Developers"),
+        PersonRole("creator", "Creator", "Creators"),
+        PersonRole("producer", "Producer", "Producers"),
+        PersonRole("cast", "Cast", "Cast"),
+    )
+}
+
+# The roles the add/edit form asks for, per type (imports may add other known roles).
+TYPE_ROLES: dict[str, tuple[str, ...]] = {
+    "movie": ("director", "cast"),
+    "tv_series": ("director", "cast"),
+    "tv_episode": ("director", "cast"),
+    "book": ("author",),
+    "audio": ("artist",),
+    "game": ("developer",),
+    "comic_book": ("writer", "artist", "inker", "colorist"),
+    "other": ("creator",),
+}
+
+# Runtime (minutes) is a column for these; books and comics count pages (a type detail).
+RUNTIME_TYPES = ("movie", "tv_series", "tv_episode", "audio")
+# Only a TV series keeps a list of owned seasons.
+SEASON_TYPES = ("tv_series",)
+# Types TMDB knows, and the TMDB media type each maps to.
+TMDB_TYPES: dict[str, str] = {"movie": "movie", "tv_series": "tv", "tv_episode": "tv"}
 
 
 class TypeDetailsError(ValueError):

@@ -1,0 +1,115 @@
+"""People and genres: one row per normalised name, shared by every item that names them."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from collectz.extensions import db
+from collectz.models import Genre, Media, MediaPerson, Person
+
+PERSON_NAME_MAX = 255
+GENRE_NAME_MAX = 100
+
+_SPACE = re.compile(r"\s+")
+
+Named = TypeVar("Named", Person, Genre)
+
+
+@dataclass(frozen=True)
+class Credit:
+    """A person on an item: their name, role and (for cast) the character; None keeps a known character."""
+
+    name: str
+    role: str
+    character: str | None = None
+
+
+def clean_name(name: str) -> str:
+    """The name as shown: Unicode-normalised, single spaces, trimmed."""
+    return _SPACE.sub(" ", unicodedata.normalize("NFKC", name or "")).strip()
+
+
+def name_key(name: str, max_length: int = PERSON_NAME_MAX) -> str:
+    """The key two spellings of one name share: case and spacing do not matter."""
+    return clean_name(name)[:max_length].casefold()[:max_length]
+
+
+def _get_or_create(model: type[Named], names: Iterable[str], max_length: int) -> dict[str, Named]:
+    """Rows for these names by key, creating the missing ones (safe against a concurrent insert)."""
+    wanted: dict[str, str] = {}
+    for name in names:
+        shown = clean_name(name)[:max_length]
+        if shown:
+            wanted.setdefault(name_key(shown, max_length), shown)
+    if not wanted:
+        return {}
+    found = {row.name_key: row for row in db.session.scalars(select(model).where(model.name_key.in_(wanted)))}
+    missing = [{"name": wanted[key], "name_key": key} for key in wanted if key not in found]
+    if missing:
+        insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        db.session.execute(insert(model).values(missing).on_conflict_do_nothing(index_elements=["name_key"]))
+        new_keys = [row["name_key"] for row in missing]
+        found.update((row.name_key, row) for row in db.session.scalars(
+            select(model).where(model.name_key.in_(new_keys))))
+    return found
+
+
+def get_or_create_people(names: Iterable[str]) -> dict[str, Person]:
+    """Person rows by name key, created when new."""
+    return _get_or_create(Person, names, PERSON_NAME_MAX)
+
+
+def get_or_create_genres(names: Iterable[str]) -> dict[str, Genre]:
+    """Genre rows by name key, created when new."""
+    return _get_or_create(Genre, names, GENRE_NAME_MAX)
+
+
+def set_people(media: Media, credits: Sequence[Credit]) -> None:
+    """Make these the item's people: positions count up per role; a person appears once per role.
+
+    Rows that stay are updated in place, so a character recorded earlier survives an edit that does not name one.
+    """
+    people = get_or_create_people(c.name for c in credits)
+    existing = {(mp.person_id, mp.role): mp for mp in media.people}
+    positions: dict[str, int] = {}
+    result: list[MediaPerson] = []
+    seen: set[tuple[int, str]] = set()
+    for credit in credits:
+        person = people.get(name_key(credit.name))
+        if person is None or (person.id, credit.role) in seen:
+            continue
+        seen.add((person.id, credit.role))
+        row = existing.get((person.id, credit.role)) or MediaPerson(person=person, role=credit.role)
+        row.position = positions.get(credit.role, 0)
+        positions[credit.role] = row.position + 1
+        if credit.character is not None:
+            row.character = clean_name(credit.character) or None
+        result.append(row)
+    media.people = result
+
+
+def set_genres(media: Media, names: Sequence[str]) -> None:
+    """Make these the item's genres (in the order given, each once)."""
+    genres = get_or_create_genres(names)
+    ordered: list[Genre] = []
+    for name in names:
+        genre = genres.get(name_key(name, GENRE_NAME_MAX))
+        if genre is not None and genre not in ordered:
+            ordered.append(genre)
+    media.genres = ordered
+
+
+def people_by_role(media: Media) -> dict[str, list[str]]:
+    """The item's people as {role: [names in order]}."""
+    grouped: dict[str, list[tuple[int, str]]] = {}
+    for mp in media.people:
+        grouped.setdefault(mp.role, []).append((mp.position, mp.person.name))
+    return {role: [name for _pos, name in sorted(names)] for role, names in grouped.items()}
