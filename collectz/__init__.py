@@ -21,12 +21,14 @@ def create_app(overrides: Mapping[str, Any] | None = None, *, settings: Settings
     from collectz import queue
     from collectz.extensions import csrf, db, limiter, migrate
     from collectz.schema import MIGRATIONS_DIR
-    from collectz.web import errors, requestlog, sessions, setup
+    from collectz.services import flags
+    from collectz.web import errors, features, requestlog, sessions, setup
 
     settings = settings or Settings.from_env()
     for key, value in (overrides or {}).items():
         setattr(settings, key, value)
     settings.validate()
+    flags.check_environment()
 
     app = Flask(__name__, template_folder="../templates", static_folder="../static",
                 instance_path=settings.INSTANCE_PATH)
@@ -47,6 +49,7 @@ def create_app(overrides: Mapping[str, Any] | None = None, *, settings: Settings
     sessions.init_app(app)
     errors.init_app(app)
     setup.init_app(app)
+    features.init_app(app)
 
     from collectz.blueprints.admin import bp as admin_bp
     from collectz.blueprints.auth.views import bp as auth_bp

@@ -1,6 +1,13 @@
-"""flask commands: invitations and maintenance (more arrive with their issues)."""
+"""flask commands: accounts (break-glass), sessions, invitations and maintenance.
+
+Account commands act as nobody: their activity events have no actor and `details.via = "cli"`. Whoever can run
+them can read the database anyway; they exist for when no admin can sign in.
+"""
 
 from __future__ import annotations
+
+import sys
+from typing import Any
 
 import click
 from flask import Flask, url_for
@@ -8,9 +15,122 @@ from sqlalchemy import select
 
 from collectz.extensions import db
 from collectz.models import User
+from collectz.models.user import ROLES
+from collectz.services.errors import DomainError
+
+
+def _public_link(app: Flask, endpoint: str, **values: Any) -> str:
+    """PUBLIC_URL + the path; without PUBLIC_URL the bare path, with a warning on stderr."""
+    with app.test_request_context():
+        path = url_for(endpoint, **values)
+    public = app.config["COLLECTZ"].PUBLIC_URL.rstrip("/")
+    if not public:
+        click.echo("PUBLIC_URL is not set: put this instance's address in front of the path.", err=True)
+    return f"{public}{path}"
+
+
+def _fail(exc: DomainError) -> click.ClickException:
+    """A domain error as a one-line command error (exit status 1)."""
+    message = "; ".join(exc.fields.values()) if exc.fields else exc.message
+    return click.ClickException(message)
+
+
+def _account(email: str) -> User:
+    from collectz.services import users
+
+    try:
+        return users.find_by_email(email)
+    except DomainError as exc:
+        raise _fail(exc) from None
 
 
 def init_app(app: Flask) -> None:
+    @app.cli.group("users")
+    def users_group() -> None:
+        """Accounts: list them, create an admin, change a role, make a password reset link."""
+
+    @users_group.command("list")
+    def users_list() -> None:
+        """Every account: email, name, role, last login (UTC)."""
+        from collectz.services import users
+
+        accounts = users.list_accounts()
+        if not accounts:
+            click.echo("No accounts yet: create one with `flask users create-admin EMAIL`.")
+            return
+        rows = [("EMAIL", "NAME", "ROLE", "LAST LOGIN")] + [
+            (u.email, u.name, u.role + (" (must reset)" if u.must_reset else ""),
+             u.last_login_at.strftime("%Y-%m-%d %H:%M") if u.last_login_at else "never")
+            for u in accounts
+        ]
+        widths = [max(len(row[i]) for row in rows) for i in range(3)]
+        for row in rows:
+            click.echo("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])) + "  " + row[3])
+
+    @users_group.command("create-admin")
+    @click.argument("email")
+    @click.option("--name", help="Display name (default: the part of EMAIL before the @).")
+    @click.option("--password-stdin", is_flag=True,
+                  help="Read the password from the first line of standard input instead of prompting.")
+    def users_create_admin(email: str, name: str | None, password_stdin: bool) -> None:
+        """Create an admin account; refuses an email that already has one (see set-role and reset-password)."""
+        from collectz.services import users
+
+        existing = db.session.scalar(select(User).where(User.email == users.normalise_email(email)))
+        if existing is not None:
+            raise click.ClickException(
+                f"An account with the email {existing.email} already exists (role: {existing.role}). "
+                f"To make it an admin: flask users set-role {existing.email} admin. "
+                f"To give it a new password: flask users reset-password {existing.email}.")
+        if password_stdin:
+            password = sys.stdin.readline().rstrip("\r\n")
+        else:
+            password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+        try:
+            user = users.create_admin(email, name or email.split("@")[0], password, via="cli")
+        except DomainError as exc:
+            raise _fail(exc) from None
+        click.echo(f"Created admin {user.email}.")
+
+    @users_group.command("set-role")
+    @click.argument("email")
+    @click.argument("role", type=click.Choice(ROLES))
+    def users_set_role(email: str, role: str) -> None:
+        """Change an account's role; the last admin cannot be demoted."""
+        from collectz.services import users
+
+        user = _account(email)
+        try:
+            changed = users.set_role(None, user, role, via="cli")
+        except DomainError as exc:
+            raise _fail(exc) from None
+        click.echo(f"{user.email} is now {role}." if changed else f"{user.email} is already {role}.")
+
+    @users_group.command("reset-password")
+    @click.argument("email")
+    def users_reset_password(email: str) -> None:
+        """Print a one-time password reset link for an account (older links stop working)."""
+        from collectz.services import resets
+
+        user = _account(email)
+        reset, token = resets.create_link(None, user, via="cli")
+        click.echo(_public_link(app, "auth.reset", token=token))
+        click.echo(f"Works once, until {reset.expires_at:%Y-%m-%d %H:%M} UTC. It is not shown again.", err=True)
+
+    @app.cli.group("sessions")
+    def sessions_group() -> None:
+        """Login sessions."""
+
+    @sessions_group.command("revoke")
+    @click.argument("email")
+    def sessions_revoke(email: str) -> None:
+        """Sign an account out everywhere; prints how many sessions ended."""
+        from collectz.services import users
+
+        user = _account(email)
+        count = users.revoke_all_sessions(None, user, via="cli")
+        click.echo(f"Revoked {count} session{'' if count == 1 else 's'} of {user.email}.")
+
     @app.cli.group("invites")
     def invites_group() -> None:
         """Invitations."""
@@ -28,14 +148,13 @@ def init_app(app: Flask) -> None:
             query = query.where(User.email == by_email.strip().lower())
         admin = db.session.scalars(query.order_by(User.id)).first()
         if admin is None:
-            raise click.ClickException("No admin account: register the first account in the browser first.")
-        _invite, token = invites.create_invite(admin, email, role)
-        with app.test_request_context():
-            path = url_for("auth.register", invite=token)
-        public = app.config["COLLECTZ"].PUBLIC_URL.rstrip("/")
-        if not public:
-            click.echo("PUBLIC_URL is not set: put this instance's address in front of the path.", err=True)
-        click.echo(f"{public}{path}")
+            raise click.ClickException("No admin account: register the first account in the browser, "
+                                       "or create one with `flask users create-admin EMAIL`.")
+        try:
+            _invite, token = invites.create_invite(admin, email, role)
+        except DomainError as exc:
+            raise _fail(exc) from None
+        click.echo(_public_link(app, "auth.register", invite=token))
 
     @app.cli.group("maintenance")
     def maintenance_group() -> None:

@@ -190,6 +190,7 @@ def test_login_failure_is_generic_and_audited(app, actors: Actors):
     assert client.get_cookie("collectz_session") is None
     failures = activity(app, "auth.login_failed")
     assert [f.details["email"] for f in failures] == ["bob@example.org", "nobody@example.org"]
+    assert all(f.details["path"] == "/auth/login" and f.details["method"] == "POST" for f in failures)
     assert all("wrong password" not in str(f.details) for f in failures)
 
 

@@ -13,7 +13,8 @@ from collectz.security.permissions import can_edit_media
 from tests.conftest import Actors, activity
 
 # Routes any signed-in account may post to: its own sign-in state and its own profile.
-OWN_ACCOUNT_ROUTES = {"auth.login", "auth.register", "auth.logout", "auth.profile"}
+OWN_ACCOUNT_ROUTES = {"auth.login", "auth.register", "auth.logout", "auth.profile", "auth.password",
+                      "auth.session_revoke", "auth.sessions_revoke_others", "auth.reset"}
 
 
 def add_item(client, title="Alien", media_type="movie", **extra):
@@ -35,7 +36,9 @@ def write_routes(app):
     """Every URL rule that accepts a write method, with its placeholders filled."""
     for rule in app.url_map.iter_rules():
         methods = rule.methods & {"POST", "PUT", "PATCH", "DELETE"}
-        if methods and rule.endpoint not in OWN_ACCOUNT_ROUTES:
+        # Routes with other placeholders (member, session, flag ids) are covered by tests/test_rbac.py.
+        other_placeholders = set(rule.arguments) - {"media_id"}
+        if methods and rule.endpoint not in OWN_ACCOUNT_ROUTES and not other_placeholders:
             yield rule, methods
 
 

@@ -55,6 +55,11 @@ def record(
     context = _context_provider() if _context_provider else {}
     if actor is None:
         actor = context.get("actor")
+    details = dict(details or {})
+    if status != "ok":  # a failure says where it happened, so the admin can act on it
+        for key in ("method", "path"):
+            if context.get(key) and key not in details:
+                details[key] = context[key]
     entry = ActivityLog(
         actor_id=getattr(actor, "id", None),
         actor_email=getattr(actor, "email", None),
@@ -63,7 +68,7 @@ def record(
         entity_id=None if entity_id is None else str(entity_id),
         status=status,
         reason=(reason or None) and reason[:255],
-        details=redact(details or {}),
+        details=redact(details),
         http_status=http_status,
         ip=context.get("ip"),
         request_id=context.get("request_id"),

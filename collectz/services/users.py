@@ -1,4 +1,4 @@
-"""Accounts: registration (first user is admin, then by invite), login, profile."""
+"""Accounts: registration (first user is admin, then by invite), login, profile, password, roles, sessions."""
 
 from __future__ import annotations
 
@@ -11,11 +11,15 @@ from collectz.config import current_settings
 from collectz.extensions import db
 from collectz.models import Library, User
 from collectz.models.base import utcnow
+from collectz.models.user import ROLES
 from collectz.security.passwords import hash_password, needs_rehash, verify_password
+from collectz.security.permissions import require_admin
 from collectz.services import audit, invites
-from collectz.services.errors import InvalidInput
+from collectz.services import sessions as session_service
+from collectz.services.errors import Conflict, InvalidInput, NotFound
 
 GENERIC_LOGIN_ERROR = "Email or password is incorrect."
+PASSWORD_MAX_LENGTH = 256
 
 
 @dataclass
@@ -30,10 +34,13 @@ def normalise_email(email: str) -> str:
     return email.strip().lower()
 
 
-def check_password_strength(password: str) -> None:
+def check_password_strength(password: str, field: str = "password") -> None:
+    """InvalidInput on `field` unless PASSWORD_MIN_LENGTH <= len(password) <= PASSWORD_MAX_LENGTH."""
     minimum = current_settings().PASSWORD_MIN_LENGTH
     if len(password) < minimum:
-        raise InvalidInput("Password too short.", fields={"password": f"Use at least {minimum} characters."})
+        raise InvalidInput("Password too short.", fields={field: f"Use at least {minimum} characters."})
+    if len(password) > PASSWORD_MAX_LENGTH:
+        raise InvalidInput("Password too long.", fields={field: f"Use at most {PASSWORD_MAX_LENGTH} characters."})
 
 
 def register(reg: Registration) -> User:
@@ -100,3 +107,111 @@ def update_profile(user: User, *, name: str, email: str) -> User:
                  details={"changed": changed, "password_changed": False})
     db.session.commit()
     return user
+
+
+def change_password(user: User, *, current: str, new: str, keep_session_id: int | None) -> int:
+    """Set a new password once the current one is proven; signs out every other session (returns how many)."""
+    if not verify_password(user.password_hash, current):
+        audit.record_failure("user.password_change_failed", actor=user, entity_type="user", entity_id=user.id,
+                             reason="wrong_current_password")
+        raise InvalidInput("Wrong current password.",
+                           fields={"current_password": "This is not your current password."})
+    check_password_strength(new, field="new_password")
+    if verify_password(user.password_hash, new):
+        raise InvalidInput("Same password.", fields={"new_password": "Choose a password you are not using now."})
+    was_required = user.must_reset
+    user.password_hash = hash_password(new)
+    user.must_reset = False
+    revoked = session_service.revoke_user_sessions(user.id, keep_id=keep_session_id)
+    audit.record("user.profile_updated", actor=user, entity_type="user", entity_id=user.id,
+                 details={"changed": {}, "password_changed": True, "was_required": was_required,
+                          "other_sessions_revoked": revoked})
+    db.session.commit()
+    return revoked
+
+
+def list_accounts() -> list[User]:
+    """Every account by email (the break-glass list; a household has a handful)."""
+    return list(db.session.scalars(select(User).order_by(User.email)))
+
+
+def find_by_email(email: str) -> User:
+    user = db.session.scalar(select(User).where(User.email == normalise_email(email)))
+    if user is None:
+        raise NotFound(f"No account with the email {normalise_email(email)}.")
+    return user
+
+
+def create_admin(email: str, name: str, password: str, *, via: str = "cli") -> User:
+    """Create an admin account (break-glass: works on an empty database); an existing email is refused."""
+    from email_validator import EmailNotValidError, validate_email
+
+    email = normalise_email(email)
+    try:
+        validate_email(email, check_deliverability=False)
+    except EmailNotValidError:
+        raise InvalidInput("Bad email.", fields={"email": f"{email!r} is not a valid email address."}) from None
+    name = name.strip()[:100] or email.split("@")[0]
+    check_password_strength(password)
+    existing = db.session.scalar(select(User).where(User.email == email))
+    if existing is not None:
+        raise Conflict(f"An account with the email {email} already exists (role: {existing.role}).")
+    first = not invites.users_exist()
+    user = User(email=email, name=name, role="admin", password_hash=hash_password(password))
+    db.session.add(user)
+    db.session.flush()
+    ensure_default_library()
+    audit.record("user.created", actor=None, entity_type="user", entity_id=user.id,
+                 details={"email": email, "role": "admin", "first_user": first, "via": via})
+    db.session.commit()
+    return user
+
+
+def set_role(actor: User | None, user: User, role: str, *, via: str = "web") -> bool:
+    """Change a role (audited member.role_changed); the last admin keeps theirs. False when nothing changed.
+
+    `actor` None is the command line, which is trusted like the database itself.
+    """
+    if actor is not None:
+        require_admin(actor, "change a member's role")
+    if role not in ROLES:
+        raise InvalidInput("Choose a role.", fields={"role": "Choose admin, user or viewer."})
+    old = user.role
+    if old == role:
+        return False
+    if old == "admin" and _admin_count(lock=True) <= 1:
+        raise Conflict(f"{user.email} is the last admin: make another account admin first.")
+    user.role = role
+    audit.record("member.role_changed", actor=actor, entity_type="user", entity_id=user.id,
+                 details={"email": user.email, "from": old, "to": role, "via": via})
+    db.session.commit()
+    return True
+
+
+def _admin_count(lock: bool = False) -> int:
+    stmt = select(User.id).where(User.role == "admin")
+    if lock:
+        # PostgreSQL: two concurrent demotions must not both pass the last-admin check.
+        stmt = stmt.with_for_update()
+    return len(db.session.scalars(stmt).all())
+
+
+def revoke_all_sessions(actor: User | None, user: User, *, via: str = "web") -> int:
+    """Sign an account out everywhere (audited session.revoked_all); returns how many sessions went."""
+    if actor is not None and actor.id != user.id:
+        require_admin(actor, "sign a member out")
+    count = session_service.revoke_user_sessions(user.id)
+    audit.record("session.revoked_all", actor=actor, entity_type="user", entity_id=user.id,
+                 details={"email": user.email, "count": count, "via": via})
+    db.session.commit()
+    return count
+
+
+def revoke_other_sessions(user: User, *, keep_session_id: int | None) -> int:
+    """Sign yourself out everywhere but this browser (audited session.revoked_all); returns the count."""
+    count = session_service.revoke_user_sessions(user.id, keep_id=keep_session_id)
+    audit.record("session.revoked_all", actor=user, entity_type="user", entity_id=user.id,
+                 details={"email": user.email, "count": count, "kept_current": keep_session_id is not None,
+                          "via": "web"})
+    db.session.commit()
+    return count

@@ -83,7 +83,8 @@ def _audit_context() -> dict[str, Any]:
         actor = current_user._get_current_object() if current_user.is_authenticated else None
     except Exception:  # the database may be the reason we are logging
         actor = None
-    return {"ip": client_ip(), "request_id": request_id(), "actor": actor}
+    return {"ip": client_ip(), "request_id": request_id(), "actor": actor,
+            "method": request.method, "path": request.path}
 
 
 def init_app(app: Flask) -> None:

@@ -79,3 +79,46 @@
     });
   });
 })();
+
+// "Copy" buttons (`data-copy` = selector of the field to copy). Hidden until this script shows them; without it
+// the field can be selected by hand. `data-copy-delivered` is a URL told (POST how=copied) that it was copied.
+(function () {
+  "use strict";
+
+  function csrfToken() {
+    try { return JSON.parse(document.body.getAttribute("hx-headers") || "{}")["X-CSRFToken"] || ""; }
+    catch (e) { return ""; }
+  }
+
+  function copyText(field) {
+    if (navigator.clipboard && window.isSecureContext) return navigator.clipboard.writeText(field.value);
+    // Plain-http LAN installs have no clipboard API: fall back to selecting the field.
+    field.select();
+    return document.execCommand("copy") ? Promise.resolve() : Promise.reject(new Error("copy refused"));
+  }
+
+  function showButtons(root) {
+    root.querySelectorAll("[data-copy][hidden]").forEach(function (btn) { btn.hidden = false; });
+  }
+
+  document.addEventListener("click", function (evt) {
+    var btn = evt.target.closest("[data-copy]");
+    if (!btn) return;
+    var field = document.querySelector(btn.dataset.copy);
+    if (!field) return;
+    copyText(field).then(function () {
+      btn.textContent = "Copied";
+      if (!btn.dataset.copyDelivered) return;
+      var body = new FormData();
+      body.append("how", "copied");
+      fetch(btn.dataset.copyDelivered, { method: "POST", credentials: "same-origin", body: body,
+                                         headers: { "X-CSRFToken": csrfToken() } });
+    }, function () {
+      field.select();
+      btn.textContent = "Select and copy by hand";
+    });
+  });
+
+  showButtons(document);
+  document.addEventListener("htmx:load", function (evt) { showButtons(evt.detail.elt); });
+})();

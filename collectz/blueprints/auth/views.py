@@ -1,15 +1,19 @@
-"""Register, log in, log out, profile."""
+"""Register, log in, log out; your account (profile, password, sessions); password reset links."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, flash, jsonify, request, url_for
+from typing import Any
+
+from flask import Blueprint, Response, flash, g, jsonify, request, url_for
 from flask_login import current_user, login_required
 from flask_wtf.csrf import generate_csrf
 
-from collectz.blueprints.auth.forms import LoginForm, ProfileForm, RegisterForm
+from collectz.blueprints.auth.forms import LoginForm, PasswordForm, ProfileForm, RegisterForm, ResetForm
 from collectz.config import current_settings
 from collectz.extensions import db, limiter
-from collectz.services import audit, invites, users
+from collectz.models import User
+from collectz.services import audit, invites, resets, users
+from collectz.services import sessions as session_service
 from collectz.services.errors import InvalidInput
 from collectz.web import htmx
 from collectz.web.forms import apply_errors, safe_next
@@ -17,13 +21,41 @@ from collectz.web.sessions import end_session, start_session
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
+ACCOUNT_TABS = (("profile", "Profile", "auth.profile"), ("password", "Password", "auth.password"),
+                ("sessions", "Sessions", "auth.sessions"))
+# What an account flagged must_reset may still open: the password page and the way out.
+MUST_RESET_OPEN = frozenset({"auth.password", "auth.logout", "auth.csrf_token", "auth.reset", "static", "core.healthz"})
+
+
+def _me() -> User:
+    return current_user._get_current_object()
+
+
+def _this_session_id() -> int | None:
+    row = getattr(g, "user_session", None)  # set by web.sessions when the cookie was loaded
+    return row.id if row is not None else None
+
 
 def _login_account_key() -> str:
     return "login-account:" + (request.form.get("email") or "").strip().lower()[:254]
 
 
-def _login_failed(resp: Response) -> bool:
+def _password_account_key() -> str:
+    return f"password-change:{current_user.id}"
+
+
+def _failed(resp: Response) -> bool:
     return resp.status_code >= 400
+
+
+@bp.before_app_request
+def _must_reset_gate() -> Response | None:
+    """An account flagged must_reset can only choose a new password (or sign out) until it has."""
+    if request.endpoint in MUST_RESET_OPEN or request.endpoint is None:
+        return None
+    if current_user.is_authenticated and current_user.must_reset:
+        return htmx.redirect(url_for("auth.password"))
+    return None
 
 
 @bp.route("/register", methods=["GET", "POST"])
@@ -50,10 +82,10 @@ def register() -> Response:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(lambda: current_settings().LOGIN_LIMIT_PER_IP, methods=["POST"], deduct_when=_login_failed,
+@limiter.limit(lambda: current_settings().LOGIN_LIMIT_PER_IP, methods=["POST"], deduct_when=_failed,
                scope="login-ip")
 @limiter.limit(lambda: current_settings().LOGIN_LIMIT_PER_ACCOUNT, methods=["POST"], key_func=_login_account_key,
-               deduct_when=_login_failed, scope="login-account")
+               deduct_when=_failed, scope="login-account")
 def login() -> Response:
     if current_user.is_authenticated:
         return htmx.redirect(url_for("library.index"))
@@ -70,6 +102,8 @@ def login() -> Response:
             audit.record("auth.login", actor=user, entity_type="user", entity_id=user.id,
                          details={"remember": bool(form.remember.data)})
             db.session.commit()
+            if user.must_reset:
+                return htmx.redirect(url_for("auth.password"))
             return htmx.redirect(safe_next(request.args.get("next"), url_for("library.index")))
     status = 422 if request.method == "POST" else 200
     return htmx.render("auth/login.html", block="form", status=status, form=form)
@@ -78,12 +112,18 @@ def login() -> Response:
 @bp.route("/logout", methods=["POST"])
 def logout() -> Response:
     if current_user.is_authenticated:
-        audit.record("auth.logout", actor=current_user._get_current_object(), entity_type="user",
-                     entity_id=current_user.id)
+        audit.record("auth.logout", actor=_me(), entity_type="user", entity_id=current_user.id)
         end_session()
         db.session.commit()
     flash("You are signed out.", "info")
     return htmx.redirect(url_for("auth.login"))
+
+
+def _account_tab(template: str, *, form: Any = None, **context: Any) -> Response:
+    """A tab of your account: the page, the `tab` block for htmx navigation, the `form` block after a bad POST."""
+    posted = request.method == "POST"
+    return htmx.render(template, block="form" if posted else "tab", status=422 if posted else 200, form=form,
+                       account_tabs=ACCOUNT_TABS, **context)
 
 
 @bp.route("/profile", methods=["GET", "POST"])
@@ -92,14 +132,90 @@ def profile() -> Response:
     form = ProfileForm(obj=current_user)
     if form.validate_on_submit():
         try:
-            users.update_profile(current_user._get_current_object(), name=form.name.data, email=form.email.data)
+            users.update_profile(_me(), name=form.name.data, email=form.email.data)
         except InvalidInput as exc:
             apply_errors(form, exc)
         else:
             flash("Profile saved.", "success")
             return htmx.redirect(url_for("auth.profile"))
+    return _account_tab("auth/profile.html", form=form)
+
+
+@bp.route("/password", methods=["GET", "POST"])
+@login_required
+@limiter.limit(lambda: current_settings().LOGIN_LIMIT_PER_ACCOUNT, methods=["POST"], key_func=_password_account_key,
+               deduct_when=_failed, scope="password-change")
+def password() -> Response:
+    form = PasswordForm()
+    required = current_user.must_reset
+    if form.validate_on_submit():
+        try:
+            revoked = users.change_password(_me(), current=form.current_password.data, new=form.new_password.data,
+                                            keep_session_id=_this_session_id())
+        except InvalidInput as exc:
+            apply_errors(form, exc)
+        else:
+            others = f" {revoked} other session{'' if revoked == 1 else 's'} signed out." if revoked else ""
+            flash("Password changed." + others, "success")
+            return htmx.redirect(url_for("library.index" if required else "auth.password"))
+    return _account_tab("auth/password.html", form=form, required=required)
+
+
+@bp.route("/sessions")
+@login_required
+def sessions() -> Response:
+    return _account_tab("auth/sessions.html", **_sessions_context())
+
+
+def _sessions_context() -> dict[str, Any]:
+    return {"sessions": session_service.list_user_sessions(current_user.id), "this_session_id": _this_session_id()}
+
+
+@bp.route("/sessions/<int:session_id>/revoke", methods=["POST"])
+@login_required
+def session_revoke(session_id: int) -> Response:
+    this_one = session_id == _this_session_id()
+    session_service.revoke_session_by_id(_me(), session_id)
+    if this_one:
+        g.clear_session_cookie = True  # web.sessions drops the cookie on the way out
+        flash("This browser is signed out.", "info")
+        return htmx.redirect(url_for("auth.login"))
+    flash("That session is signed out.", "success")
+    return _sessions_changed()
+
+
+@bp.route("/sessions/revoke-others", methods=["POST"])
+@login_required
+def sessions_revoke_others() -> Response:
+    count = users.revoke_other_sessions(_me(), keep_session_id=_this_session_id())
+    flash(f"{count} other session{'' if count == 1 else 's'} signed out.", "success")
+    return _sessions_changed()
+
+
+def _sessions_changed() -> Response:
+    if htmx.is_fragment_request():
+        return htmx.render("auth/sessions.html", block="session_list", **_sessions_context())
+    return htmx.redirect(url_for("auth.sessions"))
+
+
+@bp.route("/reset", methods=["GET", "POST"])
+def reset() -> Response:
+    """A password reset link: GET shows the form (it never uses the link up), POST sets the password."""
+    form = ResetForm(token=request.args.get("token", ""))
+    try:
+        account = resets.open_link(form.token.data)
+        if form.validate_on_submit():
+            try:
+                resets.complete(form.token.data, form.new_password.data)
+            except InvalidInput as exc:
+                apply_errors(form, exc)
+            else:
+                flash("Your new password is set and you are signed out everywhere. Log in with it.", "success")
+                return htmx.redirect(url_for("auth.login"))
+    except resets.ResetLinkInvalid as exc:
+        return htmx.render("auth/reset.html", status=exc.status, failure=exc.message, reason=exc.reason)
     status = 422 if request.method == "POST" else 200
-    return htmx.render("auth/profile.html", block="form", status=status, form=form)
+    return htmx.render("auth/reset.html", block="form", status=status, form=form, account=account)
 
 
 @bp.route("/csrf")
