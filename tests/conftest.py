@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -69,15 +70,35 @@ def _pg_admin_url() -> str:
     return normalise_database_url(PG_URL)
 
 
+# One id per test run (shared by its xdist workers), so two runs on one server never share a database.
+RUN_ID = (os.environ.get("PYTEST_XDIST_TESTRUNUID") or uuid.uuid4().hex)[:8]
+_created_databases: list[str] = []
+
+
 def pg_database_url(suffix: str) -> str:
-    """A fresh PostgreSQL database for this worker (dropped and re-created)."""
-    name = f"collectz_test_{worker_index()}_{suffix}"
+    """A fresh PostgreSQL database for this run and worker (dropped at the end of the session)."""
+    name = f"collectz_test_{RUN_ID}_{worker_index()}_{suffix}"
     admin = create_engine(_pg_admin_url(), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
+    if name not in _created_databases:
+        _created_databases.append(name)
     return _pg_admin_url().rsplit("/", 1)[0] + "/" + name
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if not _created_databases:
+        return
+    try:
+        admin = create_engine(_pg_admin_url(), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            for name in _created_databases:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+    except Exception:  # leftover test databases are untidy, not a failure
+        pass
 
 
 def redis_url_for_worker() -> str:
