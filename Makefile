@@ -42,6 +42,8 @@ test: install-dev
 lint: install-dev
 	$(BIN)/ruff check .
 
+## Library benchmark at 100,000 items on SQLite, plus PostgreSQL when BENCH_DATABASE_URL names a server (a separate
+## database, collectz_bench, is created there); results go to bench/results/. BENCH_ARGS="--help" lists options.
 bench: install-dev
 	$(BIN)/python -m bench $(BENCH_ARGS)
 

@@ -224,7 +224,8 @@ def normalise_database_url(url: str) -> str:
 def engine_options(url: str) -> dict[str, Any]:
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 30}}
-    return {"pool_pre_ping": True}
+    # No server-side prepared statements: a generic plan for every value hurt the filtered list queries.
+    return {"pool_pre_ping": True, "connect_args": {"prepare_threshold": None}}
 
 
 def current_settings() -> Settings:

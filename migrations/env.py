@@ -26,13 +26,20 @@ def render_item(type_, obj, autogen_context):
     return False
 
 
+def include_name(name, type_, parent_names):
+    """Leave out of autogenerate the search objects migrations make by hand (FTS5 tables, trigram indexes)."""
+    from collectz.services.indexing import include_name as search_objects_filter
+
+    return search_objects_filter(name, type_, parent_names)
+
+
 def _engine():
     return db.engine
 
 
 def run_migrations_offline():
     context.configure(url=str(_engine().url), target_metadata=target_metadata, literal_binds=True,
-                      render_as_batch=True, compare_type=True)
+                      render_as_batch=True, compare_type=True, include_name=include_name)
     with context.begin_transaction():
         context.run_migrations()
 
@@ -60,6 +67,7 @@ def run_migrations_online():
         conf_args.setdefault("render_as_batch", True)
         conf_args.setdefault("compare_type", True)
         conf_args.setdefault("render_item", render_item)
+        conf_args.setdefault("include_name", include_name)
         context.configure(connection=connection, target_metadata=target_metadata,
                           transaction_per_migration=True, **conf_args)
         try:

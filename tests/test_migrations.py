@@ -23,6 +23,7 @@ from sqlalchemy import inspect, text
 from collectz import create_app
 from collectz.extensions import db
 from collectz.schema import MIGRATIONS_DIR, SchemaError, current_revisions, script_directory, upgrade
+from collectz.services.indexing import include_name
 from collectz.startup import prepare
 from tests.conftest import Backend, pg_database_url
 
@@ -109,7 +110,7 @@ def test_models_match_migrations(build: Callable[..., Flask]) -> None:
     app = build()
     upgrade(app)
     with app.app_context(), db.engine.connect() as conn:
-        ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+        ctx = MigrationContext.configure(conn, opts={"compare_type": True, "include_name": include_name})
         diffs = compare_metadata(ctx, db.metadata)
     assert diffs == [], "models and migrations disagree; write a migration:\n" + "\n".join(map(repr, diffs))
 

@@ -55,6 +55,19 @@ class Media(TimestampMixin, Base):
         Index("ix_media_year", "library_id", "year", "id"),
         Index("ix_media_created", "library_id", "created_at", "id"),
         Index("ix_media_tmdb", "tmdb_media_type", "tmdb_id"),
+        # Browse filters and sorts (services/queries.py); id in each is the keyset tie-break.
+        # ix_media_library: the foreign key's index; (library_id, id) probes make counts of id sets cheap.
+        Index("ix_media_library", "library_id", "id"),
+        # A section by year; the columns after id cover common combined filters without reading the table.
+        Index("ix_media_type_year", "library_id", "media_type", "year", "id", "resolution", "rating"),
+        Index("ix_media_rating", "library_id", "rating", "id"),
+        Index("ix_media_formats", "library_id", "formats_key", "id"),
+        Index("ix_media_platform", "library_id", "platform", "id"),
+        Index("ix_media_resolution", "library_id", "resolution", "id"),
+        Index("ix_media_location", "library_id", "location", "id"),
+        Index("ix_media_signed", "library_id", "signed_by", "id"),
+        # Indexes the models cannot describe (SQLite FTS5 table media_fts; PostgreSQL pg_trgm GIN indexes on
+        # search_text, formats_key and people.name_key) are made by migration 0003; see services/indexing.py.
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -90,6 +103,12 @@ class Media(TimestampMixin, Base):
     # Lower-cased text that search matches: title, original title, people, series, notes, identifiers.
     # Kept by services.indexing.refresh_media_index whenever an item or its people change.
     search_text: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # Derived by refresh_media_index too, so that filters and sorts use plain indexed columns:
+    # owned formats casefolded and tab-delimited ("\tblu-ray\tdvd\t"), a game's platform, and the best resolution
+    # class (SD, 720p, 1080p, 4K) of the "resolution" detail and the item's variants.
+    formats_key: Mapped[str | None] = mapped_column(String(255))
+    platform: Mapped[str | None] = mapped_column(String(100))
+    resolution: Mapped[str | None] = mapped_column(String(8))
     added_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
 
     people: Mapped[list[MediaPerson]] = relationship(
