@@ -104,6 +104,8 @@ def test_open_an_item_in_the_drawer_edit_it_in_place_rate_it_and_close(
     expect(toast(page, "Saved Alien: Director's Cut.")).to_be_visible()
     assert page.evaluate("() => window.stillTheSamePage") is True, "saving reloaded the page"
     assert read(server, lambda s: s.get(Media, media_id).title) == "Alien: Director's Cut"
+    # The list behind the drawer refreshes itself on the media-changed event.
+    expect(page.locator("#item-list")).to_contain_text("Alien: Director's Cut")
 
     # My own rating saves as soon as it is picked, in place.
     drawer(page).get_by_label("My rating").select_option("8")
