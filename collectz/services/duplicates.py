@@ -20,6 +20,7 @@ from sqlalchemy.orm import defer
 from collectz.extensions import db
 from collectz.models import Media, User
 from collectz.security.permissions import Actor, can_edit_media
+from collectz.services.pagination import Page
 
 KINDS: dict[str, str] = {
     "isbn13": "Same ISBN-13",
@@ -63,24 +64,10 @@ class DuplicateGroup:
         return [c for c in self.items if c.editable]
 
 
-@dataclass
-class DuplicatesPage:
-    groups: list[DuplicateGroup]
-    page: int
-    per_page: int
-    total: int
-
+class DuplicatesPage(Page["DuplicateGroup"]):
     @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.per_page))
-
-    @property
-    def has_next(self) -> bool:
-        return self.page < self.pages
-
-    @property
-    def has_prev(self) -> bool:
-        return self.page > 1
+    def groups(self) -> list[DuplicateGroup]:
+        return self.items
 
 
 def _group_keys() -> Any:

@@ -16,7 +16,7 @@ from collectz.security.permissions import require_admin
 from collectz.security.tokens import hash_token, new_token
 from collectz.services import audit
 from collectz.services.errors import Conflict, InvalidInput, NotFound
-from collectz.services.members import Page
+from collectz.services.pagination import Page
 
 INVITE_ROLES = ("user", "viewer")
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Generic, TypeVar
 
 from sqlalchemy import func, select
 
@@ -15,34 +14,12 @@ from collectz.security.permissions import require_admin
 from collectz.services import audit
 from collectz.services import sessions as session_service
 from collectz.services.errors import Conflict, InvalidInput, NotFound
+from collectz.services.pagination import Page
 
 PER_PAGE = 25
-T = TypeVar("T")
 
 # Shown in the drawer so that the number is not a mystery.
 SCORE_FORMULA = "items added + items rated"
-
-
-@dataclass
-class Page(Generic[T]):
-    """One page of an admin list, with real ?page= links."""
-
-    items: list[T]
-    page: int
-    per_page: int
-    total: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.per_page))
-
-    @property
-    def has_next(self) -> bool:
-        return self.page < self.pages
-
-    @property
-    def has_prev(self) -> bool:
-        return self.page > 1
 
 
 @dataclass
