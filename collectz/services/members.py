@@ -9,9 +9,8 @@ from sqlalchemy import func, select
 
 from collectz.extensions import db
 from collectz.models import ActivityLog, Media, MediaUserState, User, UserSession
-from collectz.models.user import ROLES
 from collectz.security.permissions import require_admin
-from collectz.services import audit
+from collectz.services import audit, users
 from collectz.services import sessions as session_service
 from collectz.services.errors import Conflict, InvalidInput, NotFound
 from collectz.services.pagination import Page
@@ -95,38 +94,23 @@ def _last_edit(user_id: int) -> datetime | None:
     return max(candidates) if candidates else None
 
 
-def _admin_count(lock: bool = False) -> int:
-    stmt = select(User.id).where(User.role == "admin")
-    if lock:
-        # PostgreSQL: two admins demoting each other at once must not both pass the last-admin check.
-        stmt = stmt.with_for_update()
-    return len(db.session.scalars(stmt).all())
-
-
 def _delete_blocker(actor: User, user: User) -> str | None:
     if user.id == actor.id:
         return "You cannot delete your own account: ask another admin."
-    if user.role == "admin" and _admin_count() <= 1:
+    if user.role == "admin" and users.admin_count() <= 1:
         return "The last admin cannot be deleted: make another member admin first."
     return None
 
 
 def change_role(actor: User, member_id: int, role: str) -> User:
-    """Set a member's role (audited member.role_changed); the last admin keeps theirs."""
+    """Set a member's role (audited member.role_changed by services.users.set_role); the last admin keeps theirs."""
     require_admin(actor, "change a member's role")
-    if role not in ROLES:
-        raise InvalidInput("Choose a role.", fields={"role": "Choose admin, user or viewer."})
     user = get_member(member_id)
-    old = user.role
-    if old == role:
-        return user
-    if old == "admin" and _admin_count(lock=True) <= 1:
+    try:
+        users.set_role(actor, user, role)
+    except Conflict:
         raise InvalidInput("Last admin.", fields={
-            "role": "This is the last admin: make another member admin before changing this role."})
-    user.role = role
-    audit.record("member.role_changed", actor=actor, entity_type="user", entity_id=user.id,
-                 details={"email": user.email, "from": old, "to": role})
-    db.session.commit()
+            "role": "This is the last admin: make another member admin before changing this role."}) from None
     return user
 
 
@@ -135,7 +119,7 @@ def delete_member(actor: User, member_id: int) -> int:
     require_admin(actor, "delete a member")
     user = get_member(member_id)
     if user.role == "admin":
-        _admin_count(lock=True)
+        users.admin_count(lock=True)
     blocked = _delete_blocker(actor, user)
     if blocked:
         raise Conflict(blocked)

@@ -179,7 +179,7 @@ def set_role(actor: User | None, user: User, role: str, *, via: str = "web") -> 
     old = user.role
     if old == role:
         return False
-    if old == "admin" and _admin_count(lock=True) <= 1:
+    if old == "admin" and admin_count(lock=True) <= 1:
         raise Conflict(f"{user.email} is the last admin: make another account admin first.")
     user.role = role
     audit.record("member.role_changed", actor=actor, entity_type="user", entity_id=user.id,
@@ -188,7 +188,8 @@ def set_role(actor: User | None, user: User, role: str, *, via: str = "web") -> 
     return True
 
 
-def _admin_count(lock: bool = False) -> int:
+def admin_count(lock: bool = False) -> int:
+    """How many admins there are; with lock=True the rows stay locked until commit (PostgreSQL)."""
     stmt = select(User.id).where(User.role == "admin")
     if lock:
         # PostgreSQL: two concurrent demotions must not both pass the last-admin check.
