@@ -51,11 +51,22 @@ def start_session(user: User, remember: bool) -> str:
     return token
 
 
+def current_session_id() -> int | None:
+    """The id of this request's session row, if the cookie carried a live one."""
+    row: UserSession | None = getattr(g, "user_session", None)
+    return row.id if row is not None else None
+
+
+def forget_cookie() -> None:
+    """Drop the session cookie on the way out (the row is already gone)."""
+    g.clear_session_cookie = True
+
+
 def end_session() -> None:
     row: UserSession | None = getattr(g, "user_session", None)
     if row is not None:
         session_service.revoke_session(row)
-    g.clear_session_cookie = True
+    forget_cookie()
 
 
 def _attach_cookie(resp: Response) -> Response:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, flash, g, jsonify, request, url_for
+from flask import Blueprint, Response, flash, jsonify, request, url_for
 from flask_login import current_user, login_required
 from flask_wtf.csrf import generate_csrf
 
@@ -17,7 +17,7 @@ from collectz.services import sessions as session_service
 from collectz.services.errors import InvalidInput
 from collectz.web import htmx
 from collectz.web.forms import apply_errors, safe_next
-from collectz.web.sessions import end_session, start_session
+from collectz.web.sessions import current_session_id, end_session, forget_cookie, start_session
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
@@ -29,11 +29,6 @@ MUST_RESET_OPEN = frozenset({"auth.password", "auth.logout", "auth.csrf_token", 
 
 def _me() -> User:
     return current_user._get_current_object()
-
-
-def _this_session_id() -> int | None:
-    row = getattr(g, "user_session", None)  # set by web.sessions when the cookie was loaded
-    return row.id if row is not None else None
 
 
 def _login_account_key() -> str:
@@ -151,7 +146,7 @@ def password() -> Response:
     if form.validate_on_submit():
         try:
             revoked = users.change_password(_me(), current=form.current_password.data, new=form.new_password.data,
-                                            keep_session_id=_this_session_id())
+                                            keep_session_id=current_session_id())
         except InvalidInput as exc:
             apply_errors(form, exc)
         else:
@@ -168,16 +163,16 @@ def sessions() -> Response:
 
 
 def _sessions_context() -> dict[str, Any]:
-    return {"sessions": session_service.list_user_sessions(current_user.id), "this_session_id": _this_session_id()}
+    return {"sessions": session_service.list_user_sessions(current_user.id), "this_session_id": current_session_id()}
 
 
 @bp.route("/sessions/<int:session_id>/revoke", methods=["POST"])
 @login_required
 def session_revoke(session_id: int) -> Response:
-    this_one = session_id == _this_session_id()
+    this_one = session_id == current_session_id()
     session_service.revoke_session_by_id(_me(), session_id)
     if this_one:
-        g.clear_session_cookie = True  # web.sessions drops the cookie on the way out
+        forget_cookie()
         flash("This browser is signed out.", "info")
         return htmx.redirect(url_for("auth.login"))
     flash("That session is signed out.", "success")
@@ -187,7 +182,7 @@ def session_revoke(session_id: int) -> Response:
 @bp.route("/sessions/revoke-others", methods=["POST"])
 @login_required
 def sessions_revoke_others() -> Response:
-    count = users.revoke_other_sessions(_me(), keep_session_id=_this_session_id())
+    count = users.revoke_other_sessions(_me(), keep_session_id=current_session_id())
     flash(f"{count} other session{'' if count == 1 else 's'} signed out.", "success")
     return _sessions_changed()
 
