@@ -336,3 +336,12 @@ def test_profile_update(app, actors: Actors):
 
     taken = client.post("/auth/profile", data={"name": "Robert", "email": "carol@example.org"})
     assert taken.status_code == 422 and b"already exists" in taken.data
+
+
+def test_sign_in_still_works_while_redis_is_down(make_app):
+    app = make_app(REDIS_URL="redis://127.0.0.1:1/0")  # nothing listens there
+    actors = Actors(app)
+
+    resp = app.test_client().post("/auth/login", data={"email": "bob@example.org", "password": actors.PASSWORD})
+
+    assert resp.status_code == 303  # rate limits fall back to per-process memory instead of a 500
