@@ -42,10 +42,12 @@ test: install-dev
 lint: install-dev
 	$(BIN)/ruff check .
 
-## Library benchmark at 100,000 items on SQLite, plus PostgreSQL when BENCH_DATABASE_URL names a server (a separate
-## database, collectz_bench, is created there); results go to bench/results/. BENCH_ARGS="--help" lists options.
+## Benchmarks on SQLite, plus PostgreSQL when BENCH_DATABASE_URL names a server (separate databases, collectz_bench
+## and collectz_bench_imports, are created there); results go to bench/results/. First the library at 100,000 items
+## (BENCH_ARGS), then imports: 100,000-row CSV, Delicious exports (BENCH_IMPORTS_ARGS). "--help" lists options.
 bench: install-dev
-	$(BIN)/python -m bench $(BENCH_ARGS)
+	$(BIN)/python -m bench library $(BENCH_ARGS)
+	$(BIN)/python -m bench imports $(BENCH_IMPORTS_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -23,6 +23,12 @@ def main() -> int:
               file=sys.stderr)
         return 2
     jobs.set_app(app)
+    # rq forks a scheduler process: it must not inherit the pooled database connections of the start-up checks
+    # (a killed worker's twin would keep its transactions and locks open).
+    from collectz.extensions import db
+
+    with app.app_context():
+        db.engine.dispose()
     worker = build_worker(app)
     stop = threading.Event()
     start_ticker(app, worker.connection, stop)

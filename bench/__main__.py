@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-SUITES = ("library",)
+SUITES = ("library", "imports")
 
 
 def main(argv: list[str]) -> int:

@@ -6,7 +6,9 @@ them can read the database anyway; they exist for when no admin can sign in.
 
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -166,3 +168,64 @@ def init_app(app: Flask) -> None:
         from collectz.services.sessions import cleanup_expired
 
         click.echo(f"removed {cleanup_expired()} expired sessions")
+
+    @maintenance_group.command("sweep-imports")
+    def sweep_imports() -> None:
+        """Re-enqueue the steps of imports that have shown no sign of life (the worker does this on a schedule)."""
+        from collectz.jobs.imports import sweep_imports as sweep
+
+        click.echo(f"revived {sweep()} stalled imports")
+
+    @app.cli.command("import")
+    @click.argument("kind", type=click.Choice(["csv", "delicious"]))
+    @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+    @click.option("--owner", "owner_email", required=True, help="Email of the member the items are imported for.")
+    @click.option("--dry-run", is_flag=True, help="Read and check every row and say what would happen; write nothing.")
+    @click.option("--default-type", default="other", show_default=True,
+                  help="Media type for CSV rows without one.")
+    def import_command(kind: str, path: Path, owner_email: str, dry_run: bool, default_type: str) -> None:
+        """Import a CSV or Delicious Library file with the same importer the web page uses; waits for it and prints a
+        JSON summary. Exits 1 when the import fails."""
+        owner = _account(owner_email)
+        try:
+            result = _run_import(kind, path, owner, dry_run, default_type)
+        except DomainError as exc:
+            raise _fail(exc) from None
+        click.echo(json.dumps(result, indent=2))
+        if result["status"] == "failed":
+            sys.exit(1)
+
+
+def _run_import(kind: str, path: Path, owner: User, dry_run: bool, default_type: str) -> dict[str, Any]:
+    from collectz.importers import SourceError
+    from collectz.services import imports
+
+    options: dict[str, Any] = {"default_type": default_type}
+    try:
+        if kind == "csv":
+            from collectz.importers import csv_generic
+
+            options["mapping"] = csv_generic.auto_mapping(csv_generic.inspect(path).columns)
+            records = csv_generic.iter_records(path, options["mapping"])
+        else:
+            from collectz.importers import delicious
+
+            records = delicious.iter_records(path)
+        if dry_run:
+            return _dry_run_summary(imports.dry_run(owner, kind, records, options, keep=0))
+    except SourceError as exc:
+        return {"job_id": None, "status": "failed", "total": 0, "created": 0, "updated": 0, "skipped": 0,
+                "failed": 0, "error": str(exc)}
+    upload = imports.save_upload_from_path(owner, kind, path)
+    job, _new = imports.start_import(owner, upload, options)
+    job = imports.run_inline(job.id)
+    return imports.summary(job).as_dict()
+
+
+def _dry_run_summary(rows: list[Any]) -> dict[str, Any]:
+    counts = {name: 0 for name in ("created", "updated", "skipped", "failed")}
+    for row in rows:
+        counts[row.outcome] += 1
+    failures = [{"line": r.line, "message": r.message} for r in rows if r.outcome == "failed"]
+    return {"job_id": None, "status": "dry-run", "total": len(rows), **counts, "error": None,
+            "failures": failures[:100]}

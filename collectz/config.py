@@ -19,7 +19,8 @@ AUDIT_LOG_MODES = ("off", "failures", "mutations", "all")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # Whole-number settings where 0 would break sign-in or sessions.
 INT_MINIMUMS = {"SESSION_IDLE_MINUTES": 1, "SESSION_ABSOLUTE_HOURS": 1, "SESSION_REMEMBER_DAYS": 1,
-                "SESSION_MAX_PER_USER": 1, "SESSION_CLEANUP_MINUTES": 1, "PASSWORD_MIN_LENGTH": 8}
+                "SESSION_MAX_PER_USER": 1, "SESSION_CLEANUP_MINUTES": 1, "PASSWORD_MIN_LENGTH": 8,
+                "IMPORT_MAX_MB": 1, "IMPORT_CHUNK_SIZE": 1, "IMPORT_STALE_SECONDS": 1}
 SECRET_SETTINGS = ("SECRET_KEY", "INTEGRATION_ENCRYPTION_KEY", "DATABASE_URL", "REDIS_URL", "METRICS_TOKEN")
 DEV_SECRET_KEY = "dev-insecure-secret-key-change-me"
 MIN_SECRET_LENGTH = 32
@@ -85,6 +86,9 @@ class Settings:
     LOG_LEVEL: str = "INFO"
     TRUST_PROXY_HOPS: int = 0
     METRICS_TOKEN: str = ""
+    IMPORT_MAX_MB: int = 150
+    IMPORT_CHUNK_SIZE: int = 1000
+    IMPORT_STALE_SECONDS: int = 120
     PUBLIC_URL: str = ""
     TESTING: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
@@ -205,7 +209,8 @@ class Settings:
             "RATELIMIT_HEADERS_ENABLED": True,
             # If Redis is briefly down, limits fall back to per-process memory instead of failing sign-in.
             "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
-            "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,
+            # An import upload may be IMPORT_MAX_MB; the form around it adds a little.
+            "MAX_CONTENT_LENGTH": (self.IMPORT_MAX_MB + 1) * 1024 * 1024,
         }
 
 

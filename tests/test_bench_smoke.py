@@ -125,7 +125,7 @@ def _every_case_answers(app: Flask, client: Any, seeded: SeedSummary) -> None:
         db.session.remove()
     for case in cases(info):
         row = run_case(app, client, case, n=1, warmup=0)
-        assert row["queries"] <= 8, row
+        assert row["queries"] <= 9, row  # a full page includes the nav's running-imports badge (one count)
         if case.kind in ("list", "search") and case.fragment:
             assert "matches" in row, row
 

@@ -15,8 +15,8 @@ from collectz.web import features
 from collectz.web.features import feature_guard, require_feature
 from tests.conftest import Actors, activity
 
-REQUIRED = {"imports", "imports_ui", "import_csv", "import_delicious", "import_plex", "barcode_lookup", "enrich_tmdb",
-            "enrich_books", "enrich_music", "enrich_games", "enrich_comics"}
+REQUIRED = {"imports", "imports_ui", "import_calibre", "import_csv", "import_delicious", "import_plex",
+            "barcode_lookup", "enrich_tmdb", "enrich_books", "enrich_music", "enrich_games", "enrich_comics"}
 
 
 @pytest.fixture(autouse=True)
@@ -30,11 +30,11 @@ def _clean_flag_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def guarded_app(make_app) -> Flask:
-    """An app with two test-only routes behind imports_ui: one decorated view and one guarded blueprint."""
+    """An app with two test-only routes behind import_calibre: one decorated view and one guarded blueprint."""
     app = make_app()
-    app.add_url_rule("/_test/imports", "test_imports", require_feature("imports_ui")(lambda: "the import page"))
+    app.add_url_rule("/_test/imports", "test_imports", require_feature("import_calibre")(lambda: "the import page"))
     bp = Blueprint("test_guarded", __name__, url_prefix="/_test/guarded")
-    bp.before_request(feature_guard("imports_ui"))
+    bp.before_request(feature_guard("import_calibre"))
     bp.add_url_rule("/", "index", lambda: "guarded index")
     app.register_blueprint(bp)
     return app
@@ -52,25 +52,25 @@ def set_flag(client, key: str, enabled: bool, **kwargs):
 def test_registry_names_every_known_flag_with_a_description():
     assert REQUIRED <= set(flags.REGISTRY)
     assert all(spec.description and spec.label for spec in flags.REGISTRY.values())
-    assert flags.REGISTRY["imports_ui"].default is False  # the Import area is not finished
+    assert flags.REGISTRY["import_calibre"].default is False  # not there until the integrations
 
 
 def test_value_comes_from_env_then_database_then_default(ctx, actors: Actors, monkeypatch):
     alice = db.session.get(User, actors.ids["alice"])
-    assert flags.is_enabled("imports_ui") is False
-    assert flags.get_flag("imports_ui").source == "default"
+    assert flags.is_enabled("import_calibre") is False
+    assert flags.get_flag("import_calibre").source == "default"
 
-    flags.set_enabled(alice, "imports_ui", True)
-    assert flags.is_enabled("imports_ui") is True
-    assert flags.get_flag("imports_ui").source == "db"
+    flags.set_enabled(alice, "import_calibre", True)
+    assert flags.is_enabled("import_calibre") is True
+    assert flags.get_flag("import_calibre").source == "db"
 
-    monkeypatch.setenv("FEATURE_FLAG_IMPORTS_UI", "false")
-    state = flags.get_flag("imports_ui")
-    assert flags.is_enabled("imports_ui") is False and state.locked and state.source == "env"
-    monkeypatch.setenv("FEATURE_FLAG_IMPORTS_UI", " TRUE ")
-    assert flags.is_enabled("imports_ui") is True
-    monkeypatch.delenv("FEATURE_FLAG_IMPORTS_UI")
-    assert flags.is_enabled("imports_ui") is True  # back to the database value
+    monkeypatch.setenv("FEATURE_FLAG_IMPORT_CALIBRE", "false")
+    state = flags.get_flag("import_calibre")
+    assert flags.is_enabled("import_calibre") is False and state.locked and state.source == "env"
+    monkeypatch.setenv("FEATURE_FLAG_IMPORT_CALIBRE", " TRUE ")
+    assert flags.is_enabled("import_calibre") is True
+    monkeypatch.delenv("FEATURE_FLAG_IMPORT_CALIBRE")
+    assert flags.is_enabled("import_calibre") is True  # back to the database value
 
 
 def test_an_unreadable_env_value_locks_the_flag_off_and_says_why(ctx, monkeypatch):
@@ -116,8 +116,8 @@ def test_flags_page_lists_every_flag_with_its_state_and_source(app, actors: Acto
     books = row_of(html, "enrich_books")
     assert 'data-enabled="false"' in books and 'data-source="db"' in books and "alice@example.org" in books
     assert 'name="enabled" value="true"' in books and ">Turn on</button>" in books
-    imports_ui = row_of(html, "imports_ui")
-    assert 'data-enabled="false"' in imports_ui and "Default" in imports_ui
+    import_calibre = row_of(html, "import_calibre")
+    assert 'data-enabled="false"' in import_calibre and "Default" in import_calibre
 
 
 def test_flags_tab_is_a_fragment_for_htmx(app, actors: Actors):
@@ -133,24 +133,24 @@ def test_flags_tab_is_a_fragment_for_htmx(app, actors: Actors):
 def test_toggle_is_audited_and_reversible(app, actors: Actors):
     alice = actors.client("alice")
 
-    on = set_flag(alice, "imports_ui", True)
+    on = set_flag(alice, "import_calibre", True)
     assert on.status_code == 303 and on.headers["Location"] == "/admin/flags"
     page = alice.get("/admin/flags").get_data(as_text=True)
-    assert "Import menu is now on." in page
-    assert 'data-enabled="true"' in row_of(page, "imports_ui")
+    assert "Calibre import is now on." in page
+    assert 'data-enabled="true"' in row_of(page, "import_calibre")
 
-    off = set_flag(alice, "imports_ui", False)
+    off = set_flag(alice, "import_calibre", False)
     assert off.status_code == 303
 
     events = activity(app, "flag.changed")
     assert [(e.entity_type, e.entity_id, e.details["from"], e.details["to"]) for e in events] == [
-        ("flag", "imports_ui", False, True), ("flag", "imports_ui", True, False)]
+        ("flag", "import_calibre", False, True), ("flag", "import_calibre", True, False)]
     assert all(e.actor_id == actors.ids["alice"] and e.actor_email == "alice@example.org" for e in events)
-    assert all(e.details["key"] == "imports_ui" and e.created_at for e in events)
+    assert all(e.details["key"] == "import_calibre" and e.created_at for e in events)
     with app.app_context():
-        row = db.session.get(FeatureFlag, "imports_ui")
+        row = db.session.get(FeatureFlag, "import_calibre")
         assert row.enabled is False and row.updated_by == actors.ids["alice"] and row.description
-        assert flags.is_enabled("imports_ui") is False
+        assert flags.is_enabled("import_calibre") is False
 
 
 def test_setting_the_value_a_flag_already_has_changes_nothing(app, actors: Actors):
@@ -211,22 +211,22 @@ def test_read_only_mode_shows_the_page_and_refuses_changes(app, actors: Actors, 
     assert 'data-testid="flags-read-only"' in html and "FEATURE_FLAGS_READ_ONLY=true" in html
     assert html.count(" disabled ") == len(flags.REGISTRY) and "hx-post" not in html
 
-    refused = set_flag(alice, "imports_ui", True)
+    refused = set_flag(alice, "import_calibre", True)
     assert refused.status_code == 409
     assert "Feature flags are read-only on this server" in refused.get_data(as_text=True)
     assert activity(app, "flag.changed") == []
     assert [e.reason for e in activity(app, "flag.change_failed")] == ["read_only"]
 
     monkeypatch.setenv("FEATURE_FLAGS_READ_ONLY", "false")
-    assert set_flag(alice, "imports_ui", True).status_code == 303
+    assert set_flag(alice, "import_calibre", True).status_code == 303
 
 
 def test_members_cannot_change_flags(app, actors: Actors):
     for name in ("bob", "vera"):
-        assert set_flag(actors.client(name), "imports_ui", True).status_code == 403
+        assert set_flag(actors.client(name), "import_calibre", True).status_code == 403
     assert activity(app, "flag.changed") == []
     with app.app_context():
-        assert flags.is_enabled("imports_ui") is False
+        assert flags.is_enabled("import_calibre") is False
 
 
 def test_a_change_applies_to_guarded_routes_on_the_next_request(make_app):
@@ -235,18 +235,18 @@ def test_a_change_applies_to_guarded_routes_on_the_next_request(make_app):
     bob, alice = actors.client("bob"), actors.client("alice")
 
     off = bob.get("/_test/imports")
-    assert off.status_code == 404 and off.headers["X-Feature-Off"] == "imports_ui"
-    assert "Import menu is turned off on this server" in off.get_data(as_text=True)
+    assert off.status_code == 404 and off.headers["X-Feature-Off"] == "import_calibre"
+    assert "Calibre import is turned off on this server" in off.get_data(as_text=True)
     assert "data-error-message" in off.get_data(as_text=True)
     assert bob.get("/_test/guarded/").status_code == 404
     fragment = bob.get("/_test/imports", headers={"HX-Request": "true"})
     assert fragment.status_code == 404 and "<html" not in fragment.get_data(as_text=True)
 
-    set_flag(alice, "imports_ui", True)
+    set_flag(alice, "import_calibre", True)
     assert bob.get("/_test/imports").get_data(as_text=True) == "the import page"
     assert bob.get("/_test/guarded/").get_data(as_text=True) == "guarded index"
 
-    set_flag(alice, "imports_ui", False)
+    set_flag(alice, "import_calibre", False)
     assert bob.get("/_test/imports").status_code == 404
     # A turned-off feature is not a refusal of a person: nothing lands in the log as permission.denied.
     assert activity(app, "permission.denied") == []
@@ -261,12 +261,12 @@ def test_another_process_sees_a_change_without_restart(make_app):
                              actors.client("bob").get_cookie(first.config["COLLECTZ"].SESSION_COOKIE_NAME).value)
     assert bob_elsewhere.get("/_test/imports").status_code == 404
 
-    set_flag(actors.client("alice"), "imports_ui", True)
+    set_flag(actors.client("alice"), "import_calibre", True)
 
     assert bob_elsewhere.get("/_test/imports").status_code == 200
     monkeypatch_env = pytest.MonkeyPatch()
     try:
-        monkeypatch_env.setenv("FEATURE_FLAG_IMPORTS_UI", "false")
+        monkeypatch_env.setenv("FEATURE_FLAG_IMPORT_CALIBRE", "false")
         assert bob_elsewhere.get("/_test/imports").status_code == 404  # the environment wins at once, too
     finally:
         monkeypatch_env.undo()
@@ -275,7 +275,7 @@ def test_another_process_sees_a_change_without_restart(make_app):
 def test_templates_can_ask_whether_a_feature_is_on(app, actors: Actors):
     features.init_app(app)
     with app.test_request_context():
-        template = '{% if feature_enabled("imports_ui") %}on{% else %}off{% endif %}'
+        template = '{% if feature_enabled("import_calibre") %}on{% else %}off{% endif %}'
         assert render_template_string(template) == "off"
-        flags.set_enabled(db.session.get(User, actors.ids["alice"]), "imports_ui", True)
+        flags.set_enabled(db.session.get(User, actors.ids["alice"]), "import_calibre", True)
         assert render_template_string(template) == "on"

@@ -135,25 +135,27 @@ def test_tick_enqueues_periodic_jobs_once_per_interval(app: Flask) -> None:
     q = queue.get_queue("maintenance", app)
     assert q.count == 0
 
-    assert tick(app, conn) == ["cleanup_sessions"]
-    assert q.count == 1
-    queued = q.jobs[0]
-    assert queued.func_name == "collectz.jobs.maintenance.cleanup_sessions"
+    assert tick(app, conn) == ["cleanup_sessions", "sweep_imports"]
+    assert q.count == 2
+    assert [j.func_name for j in q.jobs] == ["collectz.jobs.maintenance.cleanup_sessions",
+                                             "collectz.jobs.imports.sweep_imports"]
 
     # Within the interval nothing more is enqueued, by this ticker or any other on the same Redis.
     assert tick(app, conn) == []
     assert tick(app, queue.connection(app)) == []
-    assert q.count == 1
+    assert q.count == 2
 
-    interval = dict((name, every) for name, _func, every in periodic_jobs(app))["cleanup_sessions"]
-    assert interval == app.config["COLLECTZ"].SESSION_CLEANUP_MINUTES * 60
+    intervals = dict((name, every) for name, _func, every in periodic_jobs(app))
+    assert intervals["cleanup_sessions"] == app.config["COLLECTZ"].SESSION_CLEANUP_MINUTES * 60
+    # The import sweeper looks at least twice per stale interval, and at least once a minute.
+    assert intervals["sweep_imports"] == min(60, app.config["COLLECTZ"].IMPORT_STALE_SECONDS // 2)
     ttl = conn.ttl("collectz:periodic:cleanup_sessions")
-    assert 0 < ttl <= interval
+    assert 0 < ttl <= intervals["cleanup_sessions"]
 
     # Once the interval has passed (the key expired) the next tick enqueues again.
     conn.delete("collectz:periodic:cleanup_sessions")
     assert tick(app, conn) == ["cleanup_sessions"]
-    assert q.count == 2
+    assert q.count == 3
 
 
 def test_embedded_worker_runs_jobs_in_the_background(app: Flask) -> None:

@@ -18,6 +18,7 @@ Every feature flag is turned on first, so a route behind `require_feature` is ch
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -30,8 +31,9 @@ from sqlalchemy import func, select
 from werkzeug.routing import Rule
 
 from collectz.extensions import db
-from collectz.models import Invite, Media, PasswordReset, SyncJob, User, UserSession
+from collectz.models import ImportRow, Invite, Media, PasswordReset, SyncJob, User, UserSession
 from collectz.models.base import utcnow
+from collectz.queue import get_queue
 from collectz.security import passwords
 from collectz.services import flags
 from tests.conftest import Actors, activity
@@ -51,7 +53,12 @@ SPECIAL = {
 # the signed-in account's own profile: public or own-account by design; tests/test_auth.py covers it.
 SPECIAL_BLUEPRINTS = {"auth": "sign-in flows and the account's own profile (tests/test_auth.py)"}
 # GET-only routes that serve a write form's parts, so viewers get 403 there as on the form itself.
-WRITE_HELPERS = {"library.media_fields": "the type-specific part of the add/edit item form"}
+WRITE_HELPERS = {"library.media_fields": "the type-specific part of the add/edit item form",
+                 "imports.csv_map": "the column-mapping step of the CSV import form"}
+# Member routes about one member's own record (the placeholder's import job is bob's): another member who is not
+# an admin reading them gets 404, as if it did not exist (tests/test_imports_web.py covers owner and admin).
+OWNER_SCOPED = {"imports.job_detail", "imports.job_rows", "imports.job_rows_csv"}
+RECORD_OWNER = "bob"
 # Path prefixes of admin-only areas (an admin-only area outside /admin/ would be added here).
 ADMIN_PREFIXES = ("/admin/",)
 # Routes answering JSON: an anonymous request is 401, not a redirect (the future api/ blueprint).
@@ -106,6 +113,21 @@ def _job_id(w: World) -> int:
     return job.id
 
 
+def _row_id(w: World) -> int:
+    row = ImportRow(job_id=PLACEHOLDERS["job_id"](w), row_number=1, outcome="failed", message="no title",
+                    raw={"line": 2, "title": ""})
+    db.session.add(row)
+    db.session.flush()
+    return row.id
+
+
+def _upload_token(w: World) -> str:
+    from collectz.services import imports
+
+    bob = db.session.get(User, w.actors.ids["bob"])
+    return imports.save_upload(bob, "csv", "rbac.csv", io.BytesIO(b"title,year\nDune,1965\n")).token
+
+
 # Every URL placeholder an admin or member route uses, with a real value. A new placeholder fails the pack
 # until it is added here.
 PLACEHOLDERS: dict[str, Callable[[World], Any]] = {
@@ -118,6 +140,11 @@ PLACEHOLDERS: dict[str, Callable[[World], Any]] = {
     "session_id": lambda w: w.lazy("session_id", lambda: _session_id(w)),
     "reset_id": lambda w: w.lazy("reset_id", lambda: _reset_id(w)),
     "job_id": lambda w: w.lazy("job_id", lambda: _job_id(w)),
+    "row_id": lambda w: w.lazy("row_id", lambda: _row_id(w)),  # a failed row of that job
+    "token": lambda w: w.lazy("token", lambda: _upload_token(w)),  # a CSV file bob uploaded, not yet imported
+    # an rq job waiting on one of our queues (Admin → Queues shows it; retry/delete answer 409 for it)
+    "rq_job_id": lambda w: w.lazy(
+        "rq_job_id", lambda: get_queue("maintenance").enqueue("collectz.jobs.maintenance.cleanup_sessions").id),
 }
 _PLACEHOLDER = re.compile(r"<(?:[^:<>]+:)?([^<>:]+)>")
 
@@ -189,6 +216,8 @@ def _location_path(resp: Any) -> str:
 def check(resp: Any, expectation: str) -> str | None:
     """None if the response meets the expectation, else what went wrong."""
     status = resp.status_code
+    if expectation == "hidden":
+        return None if status == 404 else f"answered {status}, expected 404 (someone else's record)"
     if expectation == "denied":
         if status != 403:
             return f"answered {status}, expected 403"
@@ -241,6 +270,8 @@ def run_role(world: World, name: str) -> tuple[list[str], list[Probe]]:
     ordered = sorted(probes(world.app, world), key=lambda p: p.kind == "write")
     for probe in ordered:
         expectation = EXPECTED[(role, probe.area, probe.kind)]
+        if probe.endpoint in OWNER_SCOPED and expectation == "allowed" and role != "admin" and name != RECORD_OWNER:
+            expectation = "hidden"
         resp = client.open(probe.url, method=probe.method, data={})
         problem = check(resp, expectation)
         if problem:

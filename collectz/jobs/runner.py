@@ -35,9 +35,11 @@ class ThreadWorker(AppWorker):
 
 def periodic_jobs(app: Flask) -> list[tuple[str, Callable[[], object], int]]:
     settings = app.config["COLLECTZ"]
+    from collectz.jobs.imports import sweep_imports
     from collectz.jobs.maintenance import cleanup_sessions
 
-    return [("cleanup_sessions", cleanup_sessions, max(60, settings.SESSION_CLEANUP_MINUTES * 60))]
+    return [("cleanup_sessions", cleanup_sessions, max(60, settings.SESSION_CLEANUP_MINUTES * 60)),
+            ("sweep_imports", sweep_imports, max(1, min(60, settings.IMPORT_STALE_SECONDS // 2)))]
 
 
 def tick(app: Flask, conn: Redis) -> list[str]:
@@ -50,7 +52,11 @@ def tick(app: Flask, conn: Redis) -> list[str]:
     return enqueued
 
 
-def start_ticker(app: Flask, conn: Redis, stop: threading.Event, every: float = 30.0) -> threading.Thread:
+def start_ticker(app: Flask, conn: Redis, stop: threading.Event, every: float | None = None) -> threading.Thread:
+    """Tick every `every` seconds: by default as often as the shortest periodic interval, at most every 30 s."""
+    if every is None:
+        every = float(min([30, *(interval for _name, _func, interval in periodic_jobs(app))]))
+
     def loop() -> None:
         while not stop.is_set():
             try:

@@ -44,6 +44,8 @@ class SyncJob(Base):
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
+    # Set once every source row is in import_rows; before that the job is still reading its file.
+    staged_at: Mapped[datetime | None]
     heartbeat_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
 
@@ -70,7 +72,7 @@ class ImportRow(Base):
     row_number: Mapped[int]
     chunk: Mapped[int] = mapped_column(default=0)
     outcome: Mapped[str] = mapped_column(String(16), default="pending")
-    match_mode: Mapped[str | None] = mapped_column(String(32))
+    match_mode: Mapped[str | None] = mapped_column(String(40))
     matched_by: Mapped[str | None] = mapped_column(String(64))
     message: Mapped[str | None] = mapped_column(Text)
     raw: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -8,14 +8,22 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
 # A valid hash of a random password, verified against when the account does not exist,
 # so a login for an unknown email costs the same time as one for a known email.
-_DUMMY_HASH = _hasher.hash("collectz-timing-equaliser")
+# Made on first use: hashing needs argon2's memory, which a worker process that never signs anyone in should not pay.
+_DUMMY_HASH: str | None = None
+
+
+def _dummy_hash() -> str:
+    global _DUMMY_HASH
+    if _DUMMY_HASH is None:
+        _DUMMY_HASH = _hasher.hash("collectz-timing-equaliser")
+    return _DUMMY_HASH
 
 
 def set_hasher(hasher: PasswordHasher) -> None:
     """Swap the parameters (tests use cheap ones; production keeps the defaults)."""
     global _hasher, _DUMMY_HASH
     _hasher = hasher
-    _DUMMY_HASH = hasher.hash("collectz-timing-equaliser")
+    _DUMMY_HASH = None
 
 
 def hash_password(password: str) -> str:
@@ -25,7 +33,7 @@ def hash_password(password: str) -> str:
 def verify_password(password_hash: str | None, password: str) -> bool:
     """True when the password matches; spends the same work when there is no hash."""
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        return _hasher.verify(password_hash or _dummy_hash(), password) and password_hash is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 

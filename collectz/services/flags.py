@@ -44,11 +44,13 @@ class FlagSpec:
 
 _SPECS = (
     FlagSpec("imports", "Imports", "Importing into the library (the Import area and its jobs).", True),
-    FlagSpec("imports_ui", "Import menu", "Show the not-yet-finished Import area in the main menu.", False),
+    FlagSpec("imports_ui", "Import menu", "Show the Import area in the main menu.", True),
     FlagSpec("import_csv", "CSV import", "Import items from a generic CSV file.", True),
     FlagSpec("import_delicious", "Delicious Library import",
              "Import Delicious Library exports (XML property list and CSV).", True),
     FlagSpec("import_plex", "Plex import", "Import movies and series from a Plex server.", True),
+    FlagSpec("import_calibre", "Calibre import",
+             "Import books from a Calibre library or OPDS catalog (arrives with the integrations).", False),
     FlagSpec("barcode_lookup", "Barcode lookup", "Look up UPC/EAN/ISBN barcodes with the barcode provider.", True),
     FlagSpec("enrich_tmdb", "TMDB enrichment", "Fill in movie and TV details from TMDB.", True),
     FlagSpec("enrich_books", "Book enrichment", "Fill in book details from the book providers.", True),

@@ -72,7 +72,12 @@ def init_app(app: Flask) -> None:
         if status == 403:
             audit.record_failure("permission.denied", reason=exc.description, http_status=403,
                                  details={"method": request.method, "path": request.path})
-        resp = error_response(status, exc.description or TITLES.get(status, "Error"))
+        message = exc.description or TITLES.get(status, "Error")
+        if status == 413:  # MAX_CONTENT_LENGTH: say the limit a person can act on
+            limit = app.config["COLLECTZ"].IMPORT_MAX_MB
+            message = (f"The upload is too large: files up to {limit} MB can be imported. "
+                       "Split it into smaller files and import each.")
+        resp = error_response(status, message)
         if status == 405 and getattr(exc, "valid_methods", None):
             resp.headers["Allow"] = ", ".join(exc.valid_methods)
         return resp

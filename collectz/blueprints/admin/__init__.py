@@ -12,6 +12,7 @@ TABS = (
     ("invitations", "Invitations", "/admin/invitations"),
     ("activity", "Activity", "/admin/activity"),
     ("flags", "Flags", "/admin/flags"),
+    ("queues", "Queues", "/admin/rq"),
 )
 
 
@@ -32,3 +33,4 @@ def index() -> Response:
 
 
 from collectz.blueprints.admin import activity, credentials, flags, invitations, members  # noqa: E402,F401,I001
+from collectz.blueprints.admin import queues  # noqa: E402,F401

@@ -1,0 +1,67 @@
+"""Import jobs (queue `imports`) and the import sweeper (queue `maintenance`): ids in, a service step, the next
+step enqueued. The steps themselves are in collectz.services.imports."""
+
+from __future__ import annotations
+
+import logging
+
+from collectz import queue
+from collectz.jobs import app_context
+
+log = logging.getLogger("collectz.jobs")
+
+JOB_TIMEOUT = 3600  # a stage of a very large file; a chunk takes seconds
+RESULT_TTL = 3600
+
+
+def enqueue_stage(job_id: int) -> bool:
+    """Hand a new import to the workers; False if Redis is unreachable (the sweeper starts it later)."""
+    return _enqueue(run_stage, job_id)
+
+
+def enqueue_chunk(job_id: int, chunk: int) -> bool:
+    return _enqueue(run_chunk, job_id, chunk)
+
+
+def _enqueue(func: object, *args: int) -> bool:
+    try:
+        queue.get_queue("imports").enqueue(func, *args, job_timeout=JOB_TIMEOUT, result_ttl=RESULT_TTL,
+                                           failure_ttl=7 * 86400)
+        return True
+    except Exception as exc:  # Redis down: the job row stays queued and the sweeper revives it
+        log.warning("could not enqueue import step", extra={"fields": {"args": list(args), "error": repr(exc)}})
+        return False
+
+
+def run_stage(job_id: int) -> int | None:
+    with app_context():
+        from collectz.services import imports
+
+        next_chunk = imports.stage(job_id)
+        if next_chunk is not None:
+            enqueue_chunk(job_id, next_chunk)
+        return next_chunk
+
+
+def run_chunk(job_id: int, chunk: int) -> int | None:
+    with app_context():
+        from collectz.services import imports
+
+        next_chunk = imports.process_chunk(job_id, chunk)
+        if next_chunk is not None:
+            enqueue_chunk(job_id, next_chunk)
+        return next_chunk
+
+
+def sweep_imports() -> int:
+    """Re-enqueue the step of every import that has shown no sign of life for IMPORT_STALE_SECONDS."""
+    with app_context():
+        from collectz.services import imports
+
+        revived = imports.sweep()
+        for revival in revived:
+            if revival.step == "stage":
+                enqueue_stage(revival.job_id)
+            else:
+                enqueue_chunk(revival.job_id, revival.chunk or 0)
+        return len(revived)

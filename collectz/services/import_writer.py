@@ -1,0 +1,601 @@
+"""Turning import records into catalog items: validate, dedupe (identifier first), write — a batch at a time.
+
+`convert(record)` checks one record with the same rules as the add/edit form (services.media) and returns an
+`Incoming` or raises RowError with a message naming the fields. `write_batch` decides each row's outcome and writes
+the batch in one transaction, with a fixed number of queries per batch (lookups by `IN`, inserts in bulk).
+
+Dedupe, within the library and the media type:
+1. the same source entry imported before (`media_sources`) → that item;
+2. ISBN-13 → EAN-13 → ASIN → TMDB id → Plex guid → normalised title + year;
+3. a *different* entry of the same source that matches is another copy of the item (copies + 1);
+4. a strong identifier that conflicts with the candidate's (both have one of a kind and they differ) makes a new
+   item instead of merging.
+An update only fills empty fields: an import never blanks or overwrites a value.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import selectinload
+
+from collectz.extensions import db
+from collectz.importers import Record, media_type_of
+from collectz.models import Media, MediaGenre, MediaMetadata, MediaPerson, MediaSource
+from collectz.models.media import make_sort_title
+from collectz.models.media_types import MEDIA_TYPES, PERSON_ROLES, TYPE_DETAILS
+from collectz.services.errors import InvalidInput
+from collectz.services.indexing import compose_search_text, derived_columns, refresh_media_index
+from collectz.services.media import COLUMNS, Cleaned, MediaInput
+from collectz.services.media import _clean as clean_media_input
+from collectz.services.people import Credit, get_or_create_genres, get_or_create_people, name_key
+
+# Match modes an import row records.
+MATCHED_BY_IDENTIFIER = "matched_by_identifier"
+FALLBACK_AFTER_IDENTIFIER = "identifier_no_match_fallback_title"
+FALLBACK_TITLE_ONLY = "fallback_title_only"
+IDENTIFIER_CONFLICT = "identifier_conflict"
+
+# Identifier columns in matching order, and the ones that make a conflict when they differ.
+ID_ORDER = ("isbn13", "ean13", "asin", "tmdb_id", "plex_guid")
+STRONG_IDS = ("isbn13", "ean13", "asin", "tmdb_id", "plex_guid")
+EMPTY = (None, "", [], {})
+METADATA_VALUE_MAX = 2000
+
+
+class RowError(ValueError):
+    """A row that cannot be imported; the message names the fields and says what to fix."""
+
+
+@dataclass
+class Incoming:
+    """A validated record: the item's columns and what hangs off it."""
+
+    source_id: str | None
+    cleaned: Cleaned
+    rating: float | None
+    plex_guid: str | None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def columns(self) -> dict[str, Any]:
+        return self.cleaned.columns
+
+    @property
+    def media_type(self) -> str:
+        return self.cleaned.columns["media_type"]
+
+    def identifier(self, name: str) -> Any:
+        return self.plex_guid if name == "plex_guid" else self.cleaned.columns.get(name)
+
+    @property
+    def has_identifier(self) -> bool:
+        return any(self.identifier(name) for name in ID_ORDER)
+
+    @property
+    def title_key(self) -> tuple[str, str, int | None]:
+        return (self.media_type, title_key(self.columns["title"]), self.columns["year"])
+
+
+@dataclass
+class Outcome:
+    """What happened to one row."""
+
+    outcome: str  # created | updated | skipped | failed
+    match_mode: str | None = None
+    matched_by: str | None = None
+    message: str | None = None
+    media_id: int | None = None
+    media: Media | None = None
+
+
+_PUNCT = re.compile(r"[^\w\s]", re.UNICODE)
+
+
+def title_key(title: str) -> str:
+    """A title as dedupe compares it: case, accents, punctuation, spacing and a leading article folded."""
+    folded = unicodedata.normalize("NFKD", title or "")
+    folded = "".join(c for c in folded if not unicodedata.combining(c))
+    folded = " ".join(_PUNCT.sub(" ", folded.casefold()).split())
+    return re.sub(r"^(the|an|a) ", "", folded) or folded
+
+
+# --- one record → Incoming -------------------------------------------------------------------------------------
+
+
+def _text(value: Any) -> str | None:
+    text = "" if value is None else str(value).strip()
+    return text or None
+
+
+def _int(record: Record, key: str, label: str, errors: list[str]) -> int | None:
+    raw = _text(record.get(key))
+    if raw is None:
+        return None
+    try:
+        return int(float(raw)) if re.fullmatch(r"-?\d+(\.0+)?", raw) else int(raw)
+    except ValueError:
+        errors.append(f"{label}: {raw!r} is not a whole number")
+        return None
+
+
+def _date(raw: Any, label: str, errors: list[str]) -> date | None:
+    text = _text(raw)
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text[:10])
+    except ValueError:
+        errors.append(f"{label}: {text!r} is not a date (use YYYY-MM-DD)")
+        return None
+
+
+def _list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = [value]
+    return [str(v).strip() for v in value if v is not None and str(v).strip()]
+
+
+def convert(record: Record, default_type: str = "other") -> Incoming:
+    """Validate one record with the form's rules; RowError names every problem."""
+    errors: list[str] = []
+    raw_type = _text(record.get("media_type"))
+    media_type = media_type_of(raw_type) if raw_type else default_type
+    if media_type is None:
+        errors.append(f"type: {raw_type!r} is not a media type (use one of {', '.join(MEDIA_TYPES)})")
+        media_type = "other"
+    year = _int(record, "year", "year", errors)
+    runtime = _int(record, "runtime", "runtime", errors)
+    copies = _int(record, "copies", "copies", errors)
+    tmdb_id = _int(record, "tmdb_id", "TMDB id", errors)
+    rating = None
+    raw_rating = _text(record.get("rating"))
+    if raw_rating is not None:
+        try:
+            rating = float(raw_rating.replace(",", "."))
+        except ValueError:
+            errors.append(f"rating: {raw_rating!r} is not a number")
+        else:
+            if not 0 <= rating <= 10:
+                errors.append(f"rating: {raw_rating} is not between 0 and 10")
+    release_date = _date(record.get("release_date"), "release date", errors)
+    signed_on = _date(record.get("signed_on"), "signed on", errors)
+
+    metadata: dict[str, str] = {}
+    for key, value in (record.get("extra") or {}).items():
+        if _text(value):
+            metadata[str(key)[:100]] = str(value).strip()[:METADATA_VALUE_MAX]
+    details, spilled = _details(media_type, record.get("details") or {})
+    metadata.update({k: v for k, v in spilled.items() if k not in metadata})
+    for key in ("calibre_id", "cover_url"):
+        if _text(record.get(key)):
+            metadata[key] = _text(record.get(key))[:METADATA_VALUE_MAX]  # type: ignore[index]
+    if _text(record.get("original_title")) is None and _text(record.get("subtitle")):
+        metadata.setdefault("subtitle", _text(record.get("subtitle")))  # type: ignore[arg-type]
+
+    people = []
+    for entry in record.get("people") or []:
+        try:
+            role, name = entry[0], entry[1]
+        except (TypeError, IndexError, KeyError):
+            continue
+        name = _text(name)
+        if name:
+            people.append(Credit(name=name, role=role if role in PERSON_ROLES else "creator"))
+
+    ean = _text(record.get("ean")) or _text(record.get("upc"))
+    data = MediaInput(
+        title=_text(record.get("title")) or "", media_type=media_type,
+        original_title=_text(record.get("original_title")), year=year, release_date=release_date,
+        formats=_list(record.get("formats")), overview=_text(record.get("overview")), runtime=runtime,
+        location=_text(record.get("location")), notes=_text(record.get("notes")),
+        copies=copies if copies is not None else 1, type_details=details, people=people or None,
+        genres=_list(record.get("genres")) or None, isbn=_text(record.get("isbn")), ean=ean,
+        asin=_text(record.get("asin")), tmdb_id=tmdb_id, tmdb_media_type=_text(record.get("tmdb_media_type")),
+        signed_by=_text(record.get("signed_by")), signed_role=_text(record.get("signed_role")),
+        signed_on=signed_on, signed_at=_text(record.get("signed_at")),
+    )
+    if release_date and year and release_date.year != year:
+        data.year = release_date.year  # the full date wins over a year column that disagrees
+        metadata.setdefault("source_year", str(year))
+    try:
+        cleaned = clean_media_input(data)
+    except InvalidInput as exc:
+        errors.extend(f"{_FIELD_LABELS.get(k, k)}: {_lower(v)}" for k, v in exc.fields.items())
+    if errors:
+        raise RowError("; ".join(dict.fromkeys(errors)))
+    plex_guid = _text(record.get("plex_guid"))
+    return Incoming(source_id=_text(record.get("source_id")), cleaned=cleaned, rating=rating,
+                    plex_guid=plex_guid[:255] if plex_guid else None, metadata=metadata)
+
+
+_FIELD_LABELS = {"media_type": "type", "ean": "EAN/UPC", "isbn": "ISBN", "asin": "ASIN", "tmdb_id": "TMDB id"}
+
+
+def _lower(message: str) -> str:
+    message = message.rstrip(".")
+    return message if message[1:2].isupper() else message[:1].lower() + message[1:]  # keep "ISBN", "UPC"
+
+
+def _details(media_type: str, details: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The type's own detail fields (whole numbers checked), and the rest as metadata (nothing is dropped)."""
+    specs = {spec.name: spec for spec in TYPE_DETAILS.get(media_type, ())}
+    kept: dict[str, Any] = {}
+    spilled: dict[str, str] = {}
+    for key, value in details.items():
+        text = _text(value)
+        if text is None:
+            continue
+        spec = specs.get(key)
+        if spec is None:
+            spilled[key] = text[:METADATA_VALUE_MAX]
+        elif spec.kind is int and not text.isdigit():
+            spilled[key] = text[:METADATA_VALUE_MAX]
+        else:
+            kept[key] = text[: spec.max_length] if spec.kind is str else int(text)
+    return kept, spilled
+
+
+# --- dedupe and write ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class BatchContext:
+    """What a batch needs to decide: the job's library, source and owner."""
+
+    library_id: int
+    source: str | None  # media_sources.source for entries of this import (None: no entry ids, e.g. barcodes)
+    added_by: int | None
+    import_source: str
+    # Barcode batches: an identifier match is "already in the catalog" (skipped), never another copy.
+    match_is_skip: bool = False
+
+
+class _Index:
+    """Candidates by (media type, identifier) and by title key, kept up to date as the batch creates items."""
+
+    def __init__(self) -> None:
+        self.by_id: dict[tuple[str, str, Any], Media] = {}
+        self.by_title: dict[tuple[str, str, int | None], Media] = {}
+        self.by_source: dict[str, Media] = {}
+        self.same_source: set[Media] = set()  # items that already have an entry of this import's source
+        self.loaded: set[int] = set()  # ids of the items loaded from the database
+
+    def add(self, media: Media) -> None:
+        for name in ID_ORDER:
+            value = media.plex_guid if name == "plex_guid" else getattr(media, name)
+            if value:
+                self.by_id.setdefault((media.media_type, name, value), media)
+        self.by_title.setdefault((media.media_type, title_key(media.title), media.year), media)
+
+
+def _full(ids: Iterable[int]) -> list[Media]:
+    """Items by id with their people and genres (what "fill if empty" looks at)."""
+    ids = set(ids)
+    if not ids:
+        return []
+    return list(db.session.scalars(select(Media).where(Media.id.in_(ids)).order_by(Media.id).options(
+        selectinload(Media.people), selectinload(Media.genres))))
+
+
+def _load_candidates(ctx: BatchContext, batch: list[Incoming]) -> _Index:
+    """The items this batch can match, loaded with a fixed number of queries bounded by the batch's size:
+    entries imported before (by source id); then, for the other rows, items sharing an identifier; then, for rows
+    still unmatched, the first item of the same type, title key and year (found on key columns first)."""
+    index = _Index()
+    lib = Media.library_id == ctx.library_id
+    found: dict[int, Media] = {}
+    rest = batch
+    if ctx.source:
+        ids = {i.source_id for i in batch if i.source_id}
+        if ids:
+            rows = db.session.execute(select(MediaSource.source_id, MediaSource.media_id).where(
+                MediaSource.source == ctx.source, MediaSource.source_id.in_(ids))).all()
+            medias = {m.id: m for m in _full(media_id for _sid, media_id in rows)}
+            for source_id, media_id in rows:
+                if media_id in medias:
+                    index.by_source[source_id] = medias[media_id]
+            found.update(medias)
+            rest = [i for i in batch if i.source_id not in index.by_source]
+    wanted: dict[str, set[Any]] = {name: set() for name in ID_ORDER}
+    for item in rest:
+        for name in ID_ORDER:
+            if item.identifier(name):
+                wanted[name].add(item.identifier(name))
+        ean = item.columns.get("ean13")
+        if ean and ean[:3] in ("978", "979"):
+            wanted["isbn13"].add(ean)  # a book's barcode is its ISBN-13
+        if item.columns.get("isbn13"):
+            wanted["ean13"].add(item.columns["isbn13"])
+    id_matches: set[int] = set()
+    for name, values in wanted.items():
+        if values:
+            column = getattr(Media, name)
+            id_matches.update(db.session.scalars(select(Media.id).where(lib, column.in_(values))))
+    for media in _full(id_matches - set(found)):
+        found[media.id] = media
+    for media in sorted(found.values(), key=lambda m: m.id):
+        index.add(media)
+    # Title + year, for rows no identifier matched: key columns first, full rows only for the first of each key.
+    untitled = [i for i in rest if not any(index.by_id.get((i.media_type, n, i.identifier(n)))
+                                          for n in ID_ORDER if i.identifier(n))]
+    if untitled:
+        keys = {i.title_key for i in untitled}
+        years = {i.columns["year"] for i in untitled if i.columns["year"] is not None}
+        year_clause = Media.year.in_(years) | Media.year.is_(None) if years else Media.year.is_(None)
+        query = select(Media.id, Media.media_type, Media.title, Media.year).where(
+            lib, Media.sort_title.in_({make_sort_title(i.columns["title"]) for i in untitled}),
+            Media.media_type.in_({i.media_type for i in untitled}), year_clause).order_by(Media.id)
+        first: dict[tuple[str, str, int | None], int] = {}
+        for media_id, media_type, title, year in db.session.execute(query):
+            key = (media_type, title_key(title), year)
+            if key in keys:
+                first.setdefault(key, media_id)
+        for media in _full(set(first.values()) - set(found)):
+            found[media.id] = media
+            index.add(media)
+    if ctx.source and found:
+        index.same_source = {found[media_id] for media_id in db.session.scalars(select(MediaSource.media_id).where(
+            MediaSource.source == ctx.source, MediaSource.media_id.in_(found)))}
+    index.loaded = set(found)
+    return index
+
+
+def _conflicts(item: Incoming, media: Media) -> str | None:
+    """The first strong identifier both have and that differs, or None."""
+    for name in STRONG_IDS:
+        mine = item.identifier(name)
+        theirs = media.plex_guid if name == "plex_guid" else getattr(media, name)
+        if mine and theirs and mine != theirs:
+            return name
+    return None
+
+
+def _find(item: Incoming, index: _Index) -> tuple[Media | None, str | None, str | None]:
+    """(candidate, match mode, matched by) — or (None, mode, reason) when a new item is to be made."""
+    for name in ID_ORDER:
+        value = item.identifier(name)
+        if not value:
+            continue
+        media = index.by_id.get((item.media_type, name, value))
+        if media is None and name == "isbn13":
+            media = index.by_id.get((item.media_type, "ean13", value))
+        if media is None and name == "ean13" and value[:3] in ("978", "979"):
+            media = index.by_id.get((item.media_type, "isbn13", value))
+        if media is not None:
+            conflict = _conflicts(item, media)
+            if conflict:
+                return None, IDENTIFIER_CONFLICT, conflict
+            return media, MATCHED_BY_IDENTIFIER, name
+    mode = FALLBACK_AFTER_IDENTIFIER if item.has_identifier else FALLBACK_TITLE_ONLY
+    media = index.by_title.get(item.title_key)
+    if media is None:
+        return None, mode, None
+    conflict = _conflicts(item, media)
+    if conflict:
+        return None, IDENTIFIER_CONFLICT, conflict
+    return media, mode, "title+year"
+
+
+def _fill(media: Media, item: Incoming, people: dict[str, Any], genres: dict[str, Any]) -> list[str]:
+    """Fill the item's empty fields from the row; returns the names of the fields filled."""
+    filled: list[str] = []
+    columns = item.columns
+    for name in COLUMNS:
+        if name in ("media_type", "copies", "type_details", "tmdb_media_type"):
+            continue
+        new = columns.get(name)
+        if new in EMPTY or getattr(media, name) not in EMPTY:
+            continue
+        if name == "tmdb_id":
+            media.tmdb_media_type = columns.get("tmdb_media_type")
+        setattr(media, name, new)
+        filled.append(name)
+    details = dict(media.type_details or {})
+    added = {k: v for k, v in columns["type_details"].items() if details.get(k) in EMPTY}
+    if added:
+        media.type_details = {**details, **added}
+        filled.extend(f"details.{k}" for k in added)
+    if item.rating is not None and media.rating is None:
+        media.rating = item.rating
+        filled.append("rating")
+    if item.plex_guid and not media.plex_guid:
+        media.plex_guid = item.plex_guid
+        filled.append("plex_guid")
+    new = isinstance(media, NewItem)
+    if item.cleaned.people and not media.people:
+        media.people = list(item.cleaned.people) if new else _credits(item.cleaned.people, people)
+        filled.append("people")
+    if item.cleaned.genres and not media.genres:
+        media.genres = list(item.cleaned.genres) if new else _genres(item.cleaned.genres, genres)
+        filled.append("genres")
+    return filled
+
+
+def _credits(credits: Iterable[Credit], people: dict[str, Any]) -> list[MediaPerson]:
+    rows: list[MediaPerson] = []
+    positions: dict[str, int] = {}
+    seen: set[tuple[int, str]] = set()
+    for credit in credits:
+        person = people.get(name_key(credit.name))
+        if person is None or (person.id, credit.role) in seen:
+            continue
+        seen.add((person.id, credit.role))
+        rows.append(MediaPerson(person=person, role=credit.role, position=positions.get(credit.role, 0)))
+        positions[credit.role] = positions.get(credit.role, 0) + 1
+    return rows
+
+
+def _genres(names: Iterable[str], genres: dict[str, Any]) -> list[Any]:
+    ordered: list[Any] = []
+    for name in names:
+        genre = genres.get(name_key(name, 100))
+        if genre is not None and genre not in ordered:
+            ordered.append(genre)
+    return ordered
+
+
+_INSERT_COLUMNS = (*COLUMNS, "library_id", "added_by", "import_source", "rating", "plex_guid")
+
+
+class NewItem:
+    """An item this batch creates: plain values until the batch inserts them all at once (a Core insert; ORM
+    objects cost more than the rest of an import together). It has the attributes dedupe and "fill" look at."""
+
+    def __init__(self, ctx: BatchContext, item: Incoming):
+        self.id: int | None = None
+        for name in COLUMNS:
+            setattr(self, name, item.columns[name])
+        self.library_id, self.added_by, self.import_source = ctx.library_id, ctx.added_by, ctx.import_source
+        self.rating, self.plex_guid = item.rating, item.plex_guid
+        self.people: list[Credit] = list(item.cleaned.people or ())
+        self.genres: list[str] = list(item.cleaned.genres or ())
+
+    def row(self, people: dict[str, Any]) -> dict[str, Any]:
+        values = {name: getattr(self, name) for name in _INSERT_COLUMNS}
+        names = [people[name_key(c.name)].name for c in self.people if name_key(c.name) in people]
+        values["sort_title"] = make_sort_title(self.title)
+        values["search_text"] = compose_search_text(
+            title=self.title, original_title=self.original_title, people=names, details=self.type_details,
+            notes=self.notes, identifiers=(self.isbn13, self.ean13, self.asin))
+        values.update(derived_columns(self.media_type, self.formats, self.type_details))
+        return values
+
+
+def _new_ids(count: int) -> list[int]:
+    """Ids for new items. PostgreSQL: from the table's sequence. SQLite: after the highest id; the batch holds the
+    database's write lock (see services.imports), so no other insert can take them meanwhile."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        return list(db.session.scalars(text("SELECT nextval(pg_get_serial_sequence('media', 'id')) "
+                                            "FROM generate_series(1, :n)"), {"n": count}))
+    highest = db.session.scalar(select(func.max(Media.id))) or 0
+    return list(range(highest + 1, highest + 1 + count))
+
+
+def _insert_new(news: list[NewItem], people: dict[str, Any], genres: dict[str, Any]) -> None:
+    """Insert the batch's new items with their people and genres; each NewItem gets its id."""
+    if not news:
+        return
+    for new, media_id in zip(news, _new_ids(len(news)), strict=True):
+        new.id = media_id
+    # Ids are chosen first, so the rows go in as one multi-row insert (RETURNING would cost a statement per row on
+    # SQLite).
+    db.session.execute(Media.__table__.insert(), [{"id": new.id, **new.row(people)} for new in news])
+    credit_rows: list[dict[str, Any]] = []
+    genre_rows: list[dict[str, Any]] = []
+    for new in news:
+        positions: dict[str, int] = {}
+        seen: set[tuple[int, str]] = set()
+        for credit in new.people:
+            person = people.get(name_key(credit.name))
+            if person is None or (person.id, credit.role) in seen:
+                continue
+            seen.add((person.id, credit.role))
+            credit_rows.append({"media_id": new.id, "person_id": person.id, "role": credit.role,
+                                "position": positions.get(credit.role, 0)})
+            positions[credit.role] = positions.get(credit.role, 0) + 1
+        genre_ids: list[int] = []
+        for genre in _genres(new.genres, genres):
+            if genre.id not in genre_ids:
+                genre_ids.append(genre.id)
+                genre_rows.append({"media_id": new.id, "genre_id": genre.id})
+    if credit_rows:
+        db.session.execute(MediaPerson.__table__.insert(), credit_rows)
+    if genre_rows:
+        db.session.execute(MediaGenre.__table__.insert(), genre_rows)
+
+
+def write_batch(ctx: BatchContext, items: list[Incoming | RowError]) -> list[Outcome]:
+    """Decide and write a batch (the caller commits or rolls back). One Outcome per item, in order."""
+    valid = [i for i in items if isinstance(i, Incoming)]
+    index = _load_candidates(ctx, valid)
+    matched_ids = index.loaded
+    people = get_or_create_people(c.name for i in valid for c in (i.cleaned.people or ()))
+    genres = get_or_create_genres(g for i in valid for g in (i.cleaned.genres or ()))
+    existing_meta: dict[int, set[str]] = {}
+    if matched_ids:
+        for media_id, key in db.session.execute(select(MediaMetadata.media_id, MediaMetadata.key).where(
+                MediaMetadata.media_id.in_(matched_ids))):
+            existing_meta.setdefault(media_id, set()).add(key)
+
+    outcomes: list[Outcome] = []
+    touched: list[tuple[Outcome, Incoming, Media | NewItem]] = []
+    new_sources: list[tuple[str, Media | NewItem]] = []
+    news: list[NewItem] = []
+    for item in items:
+        if isinstance(item, RowError):
+            outcomes.append(Outcome("failed", message=str(item)))
+            continue
+        outcome, media = _decide(ctx, item, index, people, genres)
+        outcomes.append(outcome)
+        if media is None:
+            continue
+        if outcome.outcome == "created" and isinstance(media, NewItem):
+            news.append(media)
+        touched.append((outcome, item, media))
+        if ctx.source and item.source_id and item.source_id not in index.by_source:
+            index.by_source[item.source_id] = media
+            index.same_source.add(media)
+            new_sources.append((item.source_id, media))
+    db.session.flush()  # changes to existing items
+    _insert_new(news, people, genres)
+    metadata_rows = []
+    refreshed: set[int] = set()
+    for outcome, item, media in touched:
+        outcome.media_id = media.id
+        if outcome.message and "{item}" in outcome.message:
+            outcome.message = outcome.message.replace("{item}", str(media.id))
+        have = existing_meta.setdefault(media.id, set())
+        for key, value in item.metadata.items():
+            if key not in have:
+                have.add(key)
+                metadata_rows.append({"media_id": media.id, "key": key, "value": value})
+        if outcome.outcome == "updated" and isinstance(media, Media) and media.id not in refreshed:
+            refreshed.add(media.id)
+            refresh_media_index(media)
+    if new_sources:
+        db.session.execute(MediaSource.__table__.insert(), [
+            {"media_id": media.id, "source": ctx.source, "source_id": source_id} for source_id, media in new_sources])
+    if metadata_rows:
+        db.session.execute(MediaMetadata.__table__.insert(), metadata_rows)
+    db.session.flush()
+    return outcomes
+
+
+def _decide(ctx: BatchContext, item: Incoming, index: _Index, people: dict[str, Any],
+            genres: dict[str, Any]) -> tuple[Outcome, Media | NewItem | None]:
+    if item.source_id and item.source_id in index.by_source:
+        media = index.by_source[item.source_id]
+        filled = _fill(media, item, people, genres)
+        mode, by = MATCHED_BY_IDENTIFIER, f"source:{ctx.source}"
+        if filled:
+            return Outcome("updated", mode, by, "filled " + ", ".join(filled)), media
+        return Outcome("skipped", mode, by, "already imported, nothing new"), media
+    media, mode, by = _find(item, index)
+    if media is None:
+        media = NewItem(ctx, item)
+        index.add(media)  # type: ignore[arg-type]
+        message = f"new item: its {by} differs from a matching item's" if mode == IDENTIFIER_CONFLICT else "new item"
+        return Outcome("created", mode, by if mode == IDENTIFIER_CONFLICT else None, message), media
+    if ctx.match_is_skip:
+        return Outcome("skipped", mode, by, "already in the catalog (item {item})"), media
+    filled = _fill(media, item, people, genres)
+    if ctx.source and item.source_id and media in index.same_source:
+        media.copies = (media.copies or 1) + 1
+        note = f"another copy of item {{item}} (now {media.copies} copies)"
+        return Outcome("updated", mode, by, note + ("; filled " + ", ".join(filled) if filled else "")), media
+    if filled:
+        return Outcome("updated", mode, by, "merged into item {item}: filled " + ", ".join(filled)), media
+    return Outcome("skipped", mode, by, "already in the catalog (item {item}), nothing new"), media
+
+
+__all__ = ["BatchContext", "Incoming", "Outcome", "RowError", "convert", "title_key", "write_batch",
+           "MATCHED_BY_IDENTIFIER", "FALLBACK_AFTER_IDENTIFIER", "FALLBACK_TITLE_ONLY", "IDENTIFIER_CONFLICT"]

@@ -1,0 +1,740 @@
+"""Imports: uploads, jobs and their life cycle (stage → chunks → finished), cancel, retry and the sweeper.
+
+An import is a `sync_jobs` row plus one `import_rows` row per source row; the database is the truth and only ids
+cross Redis. It runs in two steps (rq entry points in collectz.jobs.imports):
+
+1. `stage(job_id)`: the parser streams the uploaded file and every record becomes a pending import row, stored in
+   batches. Nothing reaches the catalog yet, so a file that turns out malformed half-way fails the job with nothing
+   half-written. Run again after a crash, it resumes after the last stored row.
+2. `process_chunk(job_id, chunk)`: `IMPORT_CHUNK_SIZE` rows in one transaction. The chunk first takes the library's
+   import write lock (PostgreSQL: an advisory lock; SQLite: its first statement is a write, which takes the
+   database's write lock), so two imports of overlapping files never both create an item. Only rows still pending
+   are handled, so a chunk that runs twice changes nothing the second time. Each returns the next chunk to run.
+
+`sweep()` (maintenance queue) re-enqueues the step of any unfinished job that has shown no sign of life for
+`IMPORT_STALE_SECONDS`: a worker killed mid-chunk, or a Redis that restarted empty, delays a job; it does not lose
+or duplicate rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import itertools
+import json
+import logging
+import re
+import secrets
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import IO, Any
+
+from flask import current_app
+from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import SQLAlchemyError
+
+from collectz.extensions import db
+from collectz.importers import Record, SourceError
+from collectz.models import ImportRow, SyncJob, User
+from collectz.models.base import utcnow
+from collectz.models.jobs import TERMINAL_STATUSES
+from collectz.security.permissions import require_writer
+from collectz.services import audit
+from collectz.services.errors import Conflict, Forbidden, InvalidInput, NotFound
+from collectz.services.import_writer import BatchContext, Incoming, Outcome, RowError, convert, write_batch
+from collectz.services.pagination import Page
+from collectz.services.users import ensure_default_library
+
+log = logging.getLogger("collectz.imports")
+
+KINDS: dict[str, str] = {"csv": "CSV", "delicious": "Delicious Library", "barcode": "Barcodes"}
+# media_sources.source for each kind's entries (barcode rows have no entry ids: they match, never map back).
+SOURCES: dict[str, str | None] = {"csv": "csv", "delicious": "delicious", "barcode": None}
+OUTCOMES = ("pending", "created", "updated", "skipped", "failed", "cancelled")
+STAGE_BATCH = 1000
+_LOCK_BASE = 0x0C011EC7 << 8  # PostgreSQL advisory lock keys: this + library id
+_PER_PAGE = 50
+_SNIFF = 8192
+
+
+@dataclass
+class Upload:
+    """A file a user sent, kept until an import of it starts (the CSV column mapping comes in between)."""
+
+    token: str
+    kind: str
+    filename: str
+    size: int
+    sha256: str
+    owner_id: int
+    path: Path
+
+
+@dataclass
+class Summary:
+    job_id: int | None
+    status: str
+    total: int
+    created: int
+    updated: int
+    skipped: int
+    failed: int
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {"job_id": self.job_id, "status": self.status, "total": self.total, "created": self.created,
+               "updated": self.updated, "skipped": self.skipped, "failed": self.failed, "error": self.error}
+        out.update(self.extra)
+        return out
+
+
+def settings() -> Any:
+    return current_app.config["COLLECTZ"]
+
+
+def chunk_size() -> int:
+    return settings().IMPORT_CHUNK_SIZE
+
+
+def max_bytes() -> int:
+    return settings().IMPORT_MAX_MB * 1024 * 1024
+
+
+# --- uploads ---------------------------------------------------------------------------------------------------
+
+
+def upload_dir() -> Path:
+    path = Path(current_app.config["UPLOAD_PATH"]) / "imports"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def save_upload(actor: User, kind: str, filename: str, stream: IO[bytes]) -> Upload:
+    """Store an uploaded file (streamed, hashed, size-capped); InvalidInput for an empty or too large file."""
+    require_writer(actor, "import items")
+    if kind not in KINDS or kind == "barcode":
+        raise InvalidInput("Unknown import kind.", fields={"kind": "Choose CSV or Delicious Library."})
+    token = secrets.token_urlsafe(18)
+    path = upload_dir() / f"{token}.upload"
+    digest = hashlib.sha256()
+    size = 0
+    limit = max_bytes()
+    try:
+        with path.open("wb") as out:
+            while block := stream.read(1024 * 1024):
+                size += len(block)
+                if size > limit:
+                    raise InvalidInput(
+                        f"The file is larger than the {settings().IMPORT_MAX_MB} MB import limit.",
+                        fields={"file": f"At most {settings().IMPORT_MAX_MB} MB."})
+                digest.update(block)
+                out.write(block)
+        if size == 0:
+            raise InvalidInput("The file is empty.", fields={"file": "The file is empty."})
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    upload = Upload(token, kind, _safe_name(filename), size, digest.hexdigest(), actor.id, path)
+    meta = {k: v for k, v in upload.__dict__.items() if k != "path"}
+    path.with_suffix(".json").write_text(json.dumps(meta))
+    return upload
+
+
+def save_upload_from_path(actor: User, kind: str, source: Path) -> Upload:
+    with source.open("rb") as stream:
+        return save_upload(actor, kind, source.name, stream)
+
+
+def load_upload(actor: User, token: str) -> Upload:
+    """An upload of the actor's that has not started yet, or NotFound."""
+    if not re.fullmatch(r"[A-Za-z0-9_-]{10,64}", token or ""):
+        raise NotFound("No such upload.")
+    meta_path = upload_dir() / f"{token}.json"
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError):
+        raise NotFound("This upload is no longer here: upload the file again.") from None
+    if meta["owner_id"] != actor.id:
+        raise NotFound("No such upload.")
+    return Upload(path=meta_path.with_suffix(".upload"), **meta)
+
+
+def discard_upload(upload: Upload) -> None:
+    upload.path.unlink(missing_ok=True)
+    upload.path.with_suffix(".json").unlink(missing_ok=True)
+
+
+def _safe_name(filename: str) -> str:
+    name = Path(filename or "upload").name
+    return re.sub(r"[\x00-\x1f]", "", name)[:255] or "upload"
+
+
+# --- starting a job --------------------------------------------------------------------------------------------
+
+
+def running_job_for(actor: User, kind: str, sha256: str) -> SyncJob | None:
+    """The actor's unfinished import of the same file, if any."""
+    return db.session.scalar(select(SyncJob).where(
+        SyncJob.kind == kind, SyncJob.source_hash == sha256, SyncJob.created_by == actor.id,
+        SyncJob.status.in_(("queued", "running"))).order_by(SyncJob.id).limit(1))
+
+
+def start_import(actor: User, upload: Upload, options: dict[str, Any] | None = None) -> tuple[SyncJob, bool]:
+    """Create the job for an upload and hand it to the stage step. Uploading the same file again while its import
+    still runs returns that job: (job, False). The enqueueing is the caller's (see jobs.imports.enqueue_stage)."""
+    require_writer(actor, "import items")
+    existing = running_job_for(actor, upload.kind, upload.sha256)
+    if existing is not None:
+        discard_upload(upload)
+        return existing, False
+    job = SyncJob(kind=upload.kind, status="queued", source_name=upload.filename, source_hash=upload.sha256,
+                  options={**(options or {}), "upload": upload.token, "chunk_size": chunk_size(),
+                           "size": upload.size},
+                  created_by=actor.id, heartbeat_at=utcnow())
+    db.session.add(job)
+    db.session.flush()
+    audit.record("import.started", actor=actor, entity_type="sync_job", entity_id=job.id,
+                 details={"kind": upload.kind, "file": upload.filename, "size": upload.size})
+    db.session.commit()
+    return job, True
+
+
+def start_barcodes(actor: User, codes: list[tuple[int, str]]) -> SyncJob:
+    """A barcode batch: (line, code) pairs as typed or scanned; each becomes one row."""
+    require_writer(actor, "import items")
+    if not codes:
+        raise InvalidInput("Enter at least one barcode or ISBN.", fields={"codes": "Enter at least one code."})
+    if len(codes) > 5000:
+        raise InvalidInput("At most 5,000 codes in one batch.", fields={"codes": "At most 5,000 codes."})
+    digest = hashlib.sha256("\n".join(c for _l, c in codes).encode()).hexdigest()
+    existing = running_job_for(actor, "barcode", digest)
+    if existing is not None:
+        return existing
+    job = SyncJob(kind="barcode", status="queued", source_name=f"{len(codes)} codes", source_hash=digest,
+                  options={"codes": codes, "chunk_size": chunk_size()}, created_by=actor.id, heartbeat_at=utcnow())
+    db.session.add(job)
+    db.session.flush()
+    audit.record("import.started", actor=actor, entity_type="sync_job", entity_id=job.id,
+                 details={"kind": "barcode", "codes": len(codes)})
+    db.session.commit()
+    return job
+
+
+# --- reading a job's source ------------------------------------------------------------------------------------
+
+
+def _upload_path(job: SyncJob) -> Path:
+    return upload_dir() / f"{job.options.get('upload')}.upload"
+
+
+def source_records(job: SyncJob) -> Iterator[Record]:
+    """The job's records, streamed from its file (or its options, for barcodes)."""
+    if job.kind == "barcode":
+        from collectz.importers import barcode
+
+        yield from barcode.records(job.options.get("codes") or [])
+        return
+    path = _upload_path(job)
+    if not path.exists():
+        raise SourceError("The uploaded file is gone (it is removed once read): upload it again.")
+    if job.kind == "csv":
+        from collectz.importers import csv_generic
+
+        yield from _with_content_ids(csv_generic.iter_records(path, job.options.get("mapping") or {}), "csv")
+    elif job.kind == "delicious":
+        from collectz.importers import delicious
+
+        yield from _with_content_ids(delicious.iter_records(path), "delicious")
+    else:
+        raise SourceError(f"Unknown import kind {job.kind!r}.")
+
+
+_CONTENT_KEYS = ("media_type", "title", "year", "isbn", "ean", "upc", "asin", "tmdb_id", "release_date", "people",
+                 "formats", "location")
+
+
+def _with_content_ids(records: Iterator[Record], prefix: str) -> Iterator[Record]:
+    """Give each record without an entry id a stable one (a hash of what it says + which occurrence of it in the
+    file), so re-importing the same file maps every row back to its item."""
+    seen: dict[str, int] = {}
+    for record in records:
+        if not record.get("source_id"):
+            basis = json.dumps([record.get(k) for k in _CONTENT_KEYS], sort_keys=True, default=str)
+            digest = hashlib.sha1(basis.casefold().encode()).hexdigest()[:20]
+            seen[digest] = seen.get(digest, 0) + 1
+            record["source_id"] = f"{prefix}:{digest}#{seen[digest]}"
+        yield record
+
+
+# --- the steps (run by rq, by the CLI inline, or by tests) ----------------------------------------------------
+
+
+def _job(job_id: int) -> SyncJob | None:
+    return db.session.get(SyncJob, job_id, populate_existing=True)
+
+
+def _actor(job: SyncJob) -> User | None:
+    return db.session.get(User, job.created_by) if job.created_by else None
+
+
+def stage(job_id: int) -> int | None:
+    """Read the job's source into pending import rows; returns the first chunk to run, or None when done."""
+    job = _job(job_id)
+    if job is None or job.is_terminal:
+        return None
+    if job.staged_at is not None:
+        return _next_chunk(job)
+    if job.cancel_requested:
+        _finish(job, "cancelled")
+        db.session.commit()
+        return None
+    if job.status == "queued":
+        job.status, job.started_at = "running", utcnow()
+    job.heartbeat_at = utcnow()
+    db.session.commit()
+    size = job.options.get("chunk_size") or chunk_size()
+    done = db.session.scalar(select(func.max(ImportRow.row_number)).where(ImportRow.job_id == job.id)) or 0
+    insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    batch: list[dict[str, Any]] = []
+    number = 0
+
+    def flush() -> None:
+        if batch:
+            db.session.execute(insert(ImportRow).on_conflict_do_nothing(index_elements=["job_id", "row_number"]),
+                               batch)
+            batch.clear()
+        db.session.execute(update(SyncJob).where(SyncJob.id == job_id).values(heartbeat_at=utcnow()))
+        db.session.commit()
+
+    try:
+        for number, record in enumerate(source_records(job), start=1):
+            if number <= done:
+                continue
+            batch.append({"job_id": job_id, "row_number": number, "chunk": (number - 1) // size,
+                          "outcome": "pending", "raw": record})
+            if len(batch) >= STAGE_BATCH:
+                flush()
+        flush()
+    except SourceError as exc:
+        fail(job_id, str(exc))
+        return None
+    except SQLAlchemyError:  # the database, not the file: leave the job to the sweeper's retry
+        db.session.rollback()
+        raise
+    except Exception as exc:  # an unexpected parser error: say so, do not retry the same file for ever
+        log.exception("import source could not be read", extra={"fields": {"job_id": job_id}})
+        fail(job_id, f"The file could not be read ({exc.__class__.__name__}). Check that it is the right kind "
+                     "of file for this import.")
+        return None
+    job = _job(job_id)
+    if job is None:
+        return None
+    if number == 0:
+        fail(job_id, "The file has no rows to import.")
+        return None
+    job.total = number
+    job.staged_at = job.heartbeat_at = utcnow()
+    db.session.commit()
+    if job.kind != "barcode":
+        _upload_path(job).unlink(missing_ok=True)
+        _upload_path(job).with_suffix(".json").unlink(missing_ok=True)
+    return _next_chunk(job)
+
+
+def fail(job_id: int, error: str) -> None:
+    """The job as a whole failed (unreadable file, unsafe XML...): nothing of it stays in the catalog."""
+    db.session.rollback()
+    job = _job(job_id)
+    if job is None or job.is_terminal:
+        return
+    db.session.execute(delete(ImportRow).where(ImportRow.job_id == job_id))
+    job.error = error[:2000]
+    job.total = job.processed = job.created = job.updated = job.skipped = job.failed = 0
+    _finish(job, "failed")
+    db.session.commit()
+    if job.kind != "barcode":
+        _upload_path(job).unlink(missing_ok=True)
+        _upload_path(job).with_suffix(".json").unlink(missing_ok=True)
+
+
+def _lock_for_writes(job_id: int, library_id: int) -> None:
+    """Serialise import writes to a library: see the module docstring."""
+    db.session.execute(update(SyncJob).where(SyncJob.id == job_id).values(heartbeat_at=utcnow()))
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_BASE + library_id})
+
+
+def _context(job: SyncJob, library_id: int) -> BatchContext:
+    return BatchContext(library_id=library_id, source=SOURCES.get(job.kind), added_by=job.created_by,
+                        import_source=job.kind, match_is_skip=job.kind == "barcode")
+
+
+def process_chunk(job_id: int, chunk: int) -> int | None:
+    """Import the pending rows of one chunk in one transaction; returns the next chunk to run, or None."""
+    library_id = ensure_default_library().id
+    db.session.commit()
+    _lock_for_writes(job_id, library_id)
+    job = _job(job_id)
+    if job is None or job.is_terminal or job.staged_at is None:
+        db.session.commit()
+        return None
+    if job.cancel_requested:
+        _cancel_pending(job)
+        db.session.commit()
+        return None
+    size = job.options.get("chunk_size") or chunk_size()
+    rows = list(db.session.scalars(select(ImportRow).where(
+        ImportRow.job_id == job_id, ImportRow.row_number.between(chunk * size + 1, (chunk + 1) * size),
+        ImportRow.outcome == "pending").order_by(ImportRow.row_number)))
+    if rows:
+        try:
+            with db.session.begin_nested():
+                outcomes = _write_rows(job, library_id, rows)
+        except Exception as exc:  # one bad row must not sink its chunk: find it row by row
+            log.warning("import chunk failed as a whole, retrying row by row",
+                        extra={"fields": {"job_id": job_id, "chunk": chunk, "error": repr(exc)[:300]}})
+            outcomes = _write_rows_one_by_one(job, library_id, rows)
+        _record(job, rows, outcomes)
+    next_chunk = _next_chunk(job)
+    if next_chunk is None:
+        _finish(job, "succeeded")
+    db.session.commit()
+    return next_chunk
+
+
+def _write_rows(job: SyncJob, library_id: int, rows: list[ImportRow]) -> list[Outcome]:
+    default_type = job.options.get("default_type") or "other"
+    items: list[Incoming | RowError] = []
+    for row in rows:
+        try:
+            items.append(convert(row.raw, default_type))
+        except RowError as exc:
+            items.append(_line_error(row, exc))
+    return write_batch(_context(job, library_id), items)
+
+
+def _line_error(row: ImportRow, exc: RowError) -> RowError:
+    line = (row.raw or {}).get("line")
+    return RowError(f"Line {line}: {exc}" if line else str(exc))
+
+
+def _write_rows_one_by_one(job: SyncJob, library_id: int, rows: list[ImportRow]) -> list[Outcome]:
+    outcomes: list[Outcome] = []
+    for row in rows:
+        try:
+            with db.session.begin_nested():
+                outcomes.extend(_write_rows(job, library_id, [row]))
+        except Exception as exc:
+            outcomes.append(Outcome("failed", message=f"Could not be written: {exc.__class__.__name__}: "
+                                                      f"{str(exc).splitlines()[0][:300] if str(exc) else ''}"))
+    return outcomes
+
+
+def _record(job: SyncJob, rows: list[ImportRow], outcomes: list[Outcome]) -> None:
+    counts = {name: 0 for name in ("created", "updated", "skipped", "failed")}
+    for outcome in outcomes:
+        counts[outcome.outcome] += 1
+    db.session.execute(update(ImportRow), [
+        {"id": row.id, "outcome": o.outcome, "match_mode": o.match_mode, "matched_by": o.matched_by,
+         "message": (o.message or "")[:2000] or None, "media_id": o.media_id, "updated_at": utcnow()}
+        for row, o in zip(rows, outcomes, strict=True)])
+    db.session.execute(update(SyncJob).where(SyncJob.id == job.id).values(
+        processed=SyncJob.processed + len(rows), created=SyncJob.created + counts["created"],
+        updated=SyncJob.updated + counts["updated"], skipped=SyncJob.skipped + counts["skipped"],
+        failed=SyncJob.failed + counts["failed"], heartbeat_at=utcnow()))
+    db.session.refresh(job)
+
+
+def _next_chunk(job: SyncJob) -> int | None:
+    first = db.session.scalar(select(func.min(ImportRow.row_number)).where(
+        ImportRow.job_id == job.id, ImportRow.outcome == "pending"))
+    if first is None:
+        return None
+    return (first - 1) // (job.options.get("chunk_size") or chunk_size())
+
+
+def _cancel_pending(job: SyncJob) -> None:
+    db.session.execute(update(ImportRow).where(ImportRow.job_id == job.id, ImportRow.outcome == "pending")
+                       .values(outcome="cancelled", message="cancelled before this row was read"))
+    _finish(job, "cancelled")
+
+
+def _finish(job: SyncJob, status: str) -> None:
+    if status == "succeeded" and job.total and job.failed == job.total:
+        status = "failed"
+        job.error = job.error or "No row could be imported: every row failed (see the rows below)."
+    job.status = status
+    job.finished_at = utcnow()
+    job.summary = {"total": job.total, "processed": job.processed, "created": job.created, "updated": job.updated,
+                   "skipped": job.skipped, "failed": job.failed}
+    action = {"succeeded": "import.finished", "failed": "import.failed", "cancelled": "import.cancelled"}[status]
+    audit.record(action, actor=_actor(job), entity_type="sync_job", entity_id=job.id,
+                 status="ok" if status != "failed" else "failed", reason=job.error if status == "failed" else None,
+                 details={"kind": job.kind, "file": job.source_name, **job.summary})
+
+
+def run_inline(job_id: int) -> SyncJob:
+    """Run every step of a job in this process (the CLI; tests): same code as the workers, no queue."""
+    next_chunk = stage(job_id)
+    while next_chunk is not None:
+        next_chunk = process_chunk(job_id, next_chunk)
+    job = _job(job_id)
+    assert job is not None
+    return job
+
+
+# --- dry runs (preview; CLI --dry-run) -------------------------------------------------------------------------
+
+
+@dataclass
+class PreviewRow:
+    line: int | None
+    record: Record
+    outcome: str
+    match_mode: str | None
+    message: str | None
+
+
+def dry_run(actor: User, kind: str, records: Iterable[Record], options: dict[str, Any] | None = None,
+            keep: int | None = None) -> list[PreviewRow]:
+    """What importing these records would do, row by row; nothing is written. The rows go through the same writer
+    a chunk at a time in one transaction (so later rows see earlier ones), which is rolled back at the end.
+    `keep` limits how many rows are returned (the counts of the rest are still computed by the caller's loop)."""
+    require_writer(actor, "import items")
+    options = options or {}
+    job = SyncJob(kind=kind, options=options, created_by=actor.id)
+    library_id = ensure_default_library().id
+    db.session.commit()
+    context = _context(job, library_id)
+    kinds = {"csv", "delicious"}
+    records_iter = _with_content_ids(iter(records), kind) if kind in kinds else iter(records)
+    result: list[PreviewRow] = []
+    try:
+        while True:
+            batch = list(itertools.islice(records_iter, chunk_size()))
+            if not batch:
+                break
+            items: list[Incoming | RowError] = []
+            for record in batch:
+                try:
+                    items.append(convert(record, options.get("default_type") or "other"))
+                except RowError as exc:
+                    line = record.get("line")
+                    items.append(RowError(f"Line {line}: {exc}" if line else str(exc)))
+            outcomes = write_batch(context, items)
+            for record, outcome in zip(batch, outcomes, strict=True):
+                if keep is None or len(result) < keep:
+                    result.append(PreviewRow(record.get("line"), record, outcome.outcome, outcome.match_mode,
+                                             outcome.message))
+                else:
+                    message = outcome.message if outcome.outcome == "failed" else None
+                    result.append(PreviewRow(record.get("line"), {}, outcome.outcome, None, message))
+    finally:
+        db.session.rollback()
+    return result
+
+
+# --- reading jobs (views) --------------------------------------------------------------------------------------
+
+
+def _visible(actor: User) -> Any:
+    return True if actor.role == "admin" else SyncJob.created_by == actor.id
+
+
+def get_job(actor: User, job_id: int) -> SyncJob:
+    """A job the actor may see: admins see all, others their own."""
+    job = db.session.get(SyncJob, job_id)
+    if job is None or (actor.role != "admin" and job.created_by != actor.id):
+        raise NotFound("No such import.")
+    return job
+
+
+def list_jobs(actor: User, page: int = 1, per_page: int = 20) -> Page[SyncJob]:
+    query = select(SyncJob).where(_visible(actor))
+    total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    items = list(db.session.scalars(query.order_by(SyncJob.id.desc()).offset((page - 1) * per_page)
+                                    .limit(per_page)))
+    return Page(items, page, per_page, total)
+
+
+def running_count(actor: User) -> int:
+    """Unfinished imports the actor can see (the nav badge)."""
+    return db.session.scalar(select(func.count(SyncJob.id)).where(
+        _visible(actor), SyncJob.status.in_(("queued", "running")))) or 0
+
+
+def owners(jobs: list[SyncJob]) -> dict[int, User]:
+    ids = {j.created_by for j in jobs if j.created_by}
+    return {u.id: u for u in db.session.scalars(select(User).where(User.id.in_(ids)))} if ids else {}
+
+
+def _rows_query(job: SyncJob, outcome: str | None, match_mode: str | None) -> Any:
+    query = select(ImportRow).where(ImportRow.job_id == job.id)
+    if outcome:
+        query = query.where(ImportRow.outcome == outcome)
+    if match_mode:
+        query = query.where(ImportRow.match_mode == match_mode)
+    return query
+
+
+def job_rows(actor: User, job_id: int, outcome: str | None = None, match_mode: str | None = None,
+             page: int = 1, per_page: int = _PER_PAGE) -> Page[ImportRow]:
+    job = get_job(actor, job_id)
+    query = _rows_query(job, outcome if outcome in OUTCOMES else None, match_mode)
+    total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    items = list(db.session.scalars(query.order_by(ImportRow.row_number).offset((page - 1) * per_page)
+                                    .limit(per_page)))
+    return Page(items, page, per_page, total)
+
+
+def outcome_counts(job: SyncJob) -> dict[str, int]:
+    rows = db.session.execute(select(ImportRow.outcome, func.count()).where(ImportRow.job_id == job.id)
+                              .group_by(ImportRow.outcome)).all()
+    return {outcome: count for outcome, count in rows}
+
+
+AUDIT_CSV_COLUMNS = ("row", "line", "outcome", "match_mode", "matched_by", "message", "item_id", "title",
+                     "media_type", "source_id")
+
+
+def _csv_cell(value: Any) -> str:
+    text_value = "" if value is None else str(value)
+    return "'" + text_value if text_value[:1] in ("=", "+", "-", "@", "\t", "\r") else text_value
+
+
+def rows_csv(actor: User, job_id: int, outcome: str | None = None) -> Iterator[str]:
+    """The per-row audit as CSV lines, streamed in pages (formula-looking cells escaped)."""
+    job = get_job(actor, job_id)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(AUDIT_CSV_COLUMNS)
+    yield buffer.getvalue()
+    last = 0
+    while True:
+        query = _rows_query(job, outcome if outcome in OUTCOMES else None, None)
+        rows = list(db.session.scalars(query.where(ImportRow.row_number > last)
+                                       .order_by(ImportRow.row_number).limit(1000)))
+        if not rows:
+            break
+        buffer.seek(0)
+        buffer.truncate()
+        for row in rows:
+            raw = row.raw or {}
+            writer.writerow([_csv_cell(v) for v in (
+                row.row_number, raw.get("line"), row.outcome, row.match_mode, row.matched_by, row.message,
+                row.media_id, raw.get("title"), raw.get("media_type"), raw.get("source_id"))])
+        last = rows[-1].row_number
+        yield buffer.getvalue()
+
+
+# --- cancel, retry ---------------------------------------------------------------------------------------------
+
+
+def _require_owner(actor: User, job: SyncJob, what: str) -> None:
+    if actor.role != "admin" and job.created_by != actor.id:
+        raise Forbidden(f"Only the admin or whoever started an import can {what} it.")
+
+
+def cancel(actor: User, job_id: int) -> SyncJob:
+    """Stop a job after its current chunk (at once if it has not started reading)."""
+    job = get_job(actor, job_id)
+    _require_owner(actor, job, "cancel")
+    if job.is_terminal:
+        raise Conflict("This import has already finished.")
+    job.cancel_requested = True
+    audit.record("import.cancel_requested", actor=actor, entity_type="sync_job", entity_id=job.id,
+                 details={"kind": job.kind, "processed": job.processed, "total": job.total})
+    if job.status == "queued" and job.staged_at is None:
+        _finish(job, "cancelled")
+    db.session.commit()
+    return job
+
+
+RETRY_FIELDS = ("title", "media_type", "year", "isbn", "ean", "asin", "rating", "release_date")
+
+
+def fix_row(actor: User, job_id: int, row_id: int, values: dict[str, str]) -> ImportRow:
+    """Correct a failed row's values (before retrying it); the change is audited."""
+    job = get_job(actor, job_id)
+    _require_owner(actor, job, "fix rows of")
+    row = db.session.get(ImportRow, row_id)
+    if row is None or row.job_id != job.id:
+        raise NotFound("No such row.")
+    if row.outcome != "failed":
+        raise Conflict("Only a failed row can be fixed.")
+    raw = dict(row.raw or {})
+    changed = {}
+    for key in RETRY_FIELDS:
+        if key in values and (values[key] or "").strip() != str(raw.get(key) or ""):
+            changed[key] = {"from": raw.get(key), "to": values[key].strip()}
+            raw[key] = values[key].strip()
+    row.raw = raw
+    audit.record("import.row_fixed", actor=actor, entity_type="sync_job", entity_id=job.id,
+                 details={"row": row.row_number, "changed": changed})
+    db.session.commit()
+    return row
+
+
+def retry_failed(actor: User, job_id: int) -> tuple[SyncJob, int | None]:
+    """Put a finished job's failed rows back to pending; returns the job and the first chunk to run."""
+    job = get_job(actor, job_id)
+    _require_owner(actor, job, "retry")
+    if not job.is_terminal:
+        raise Conflict("Wait until the import has finished, then retry its failed rows.")
+    if job.staged_at is None:
+        raise Conflict("This import never read its file: start a new import.")
+    count = db.session.execute(update(ImportRow).where(ImportRow.job_id == job.id, ImportRow.outcome == "failed")
+                               .values(outcome="pending", message=None)).rowcount or 0
+    if not count:
+        raise Conflict("There are no failed rows to retry.")
+    job.failed -= count
+    job.processed -= count
+    job.status, job.finished_at, job.error, job.cancel_requested = "running", None, None, False
+    job.heartbeat_at = utcnow()
+    audit.record("import.retried", actor=actor, entity_type="sync_job", entity_id=job.id, details={"rows": count})
+    db.session.commit()
+    return job, _next_chunk(job)
+
+
+# --- the sweeper -----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Revival:
+    job_id: int
+    step: str  # "stage" or "chunk"
+    chunk: int | None
+
+
+def sweep(stale_seconds: int | None = None) -> list[Revival]:
+    """Unfinished jobs with no sign of life for stale_seconds: the step each should run again. The caller
+    enqueues them; their heartbeat is reset so a job is not revived twice in one interval."""
+    stale = stale_seconds if stale_seconds is not None else settings().IMPORT_STALE_SECONDS
+    cutoff = utcnow() - timedelta(seconds=stale)
+    jobs = list(db.session.scalars(select(SyncJob).where(
+        SyncJob.status.in_(("queued", "running")),
+        func.coalesce(SyncJob.heartbeat_at, SyncJob.created_at) < cutoff).order_by(SyncJob.id)))
+    revived: list[Revival] = []
+    for job in jobs:
+        job.heartbeat_at = utcnow()
+        if job.staged_at is None:
+            revived.append(Revival(job.id, "stage", None))
+        else:
+            revived.append(Revival(job.id, "chunk", _next_chunk(job) or 0))
+        log.warning("import revived by the sweeper", extra={"fields": {"job_id": job.id, "status": job.status}})
+    db.session.commit()
+    return revived
+
+
+def summary(job: SyncJob) -> Summary:
+    return Summary(job.id, job.status, job.total, job.created, job.updated, job.skipped, job.failed, job.error)
+
+
+def is_finished(status: str) -> bool:
+    return status in TERMINAL_STATUSES

@@ -1,0 +1,335 @@
+"""The import service on each backend: validation, identifier-first dedupe, chunks, cancel, retry, the sweeper,
+staging from a file, and the `flask import` command."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, select, update
+
+from collectz.extensions import db
+from collectz.models import ActivityLog, ImportRow, Media, MediaMetadata, MediaSource, SyncJob, User
+from collectz.models.base import utcnow
+from collectz.services import imports
+from collectz.services.errors import Conflict, NotFound
+from collectz.services.import_writer import title_key
+from tests.conftest import Actors
+from tests.imports_helpers import media_count, rows, run_records, staged_job
+
+BOB = "bob@example.org"
+
+
+def user(email: str) -> User:
+    return db.session.scalar(select(User).where(User.email == email))
+
+
+def book(source_id: str, title: str, isbn: str | None = None, **more: Any) -> dict[str, Any]:
+    record = {"source_id": source_id, "media_type": "book", "title": title, **more}
+    if isbn:
+        record["isbn"] = isbn
+    return record
+
+
+# --- validation -------------------------------------------------------------------------------------------------
+
+
+def test_each_bad_value_fails_its_row_with_line_and_reason_and_the_rest_import(ctx: Flask, actors: Actors) -> None:
+    good = [book(f"g{i}", f"Good {i}", line=i + 2) for i in range(8)]
+    bad = [
+        {"line": 20, "source_id": "b1", "media_type": "spaceship", "title": "Odd"},
+        {"line": 21, "source_id": "b2", "media_type": "movie", "title": "Old", "year": "1700"},
+        {"line": 22, "source_id": "b3", "media_type": "movie", "title": "Loved", "rating": "11"},
+        {"line": 23, "source_id": "b4", "media_type": "book", "title": "Typo", "isbn": "0441013598"},
+        {"line": 24, "source_id": "b5", "media_type": "book", "title": ""},
+        {"line": 25, "source_id": "b6", "media_type": "movie", "title": "x" * 501},
+    ]
+    job = run_records(BOB, good[:4] + bad + good[4:], chunk_size=3)
+    assert (job.status, job.total, job.processed, job.created, job.failed) == ("succeeded", 14, 14, 8, 6)
+    messages = {r.raw["line"]: r.message for r in rows(job.id) if r.outcome == "failed"}
+    assert messages[20].startswith("Line 20: type: 'spaceship' is not a media type")
+    assert messages[21] == "Line 21: year: enter a year between 1800 and 2100"
+    assert messages[22] == "Line 22: rating: 11 is not between 0 and 10"
+    assert "Line 23: ISBN:" in messages[23] and "check digit" in messages[23]
+    assert messages[24] == "Line 24: title: a title is needed"
+    assert messages[25] == "Line 25: title: use at most 500 characters"
+    assert media_count() == 8
+
+
+def test_a_job_whose_every_row_fails_is_failed(ctx: Flask, actors: Actors) -> None:
+    job = run_records(BOB, [{"line": 2, "title": "", "source_id": "x"}])
+    assert job.status == "failed" and "every row failed" in job.error
+
+
+# --- dedupe -----------------------------------------------------------------------------------------------------
+
+
+def test_reimporting_the_same_entries_creates_nothing_and_changes_nothing(ctx: Flask, actors: Actors) -> None:
+    records = [book("a", "Dune", "0441013597", people=[["author", "Frank Herbert"]], genres=["SF"]),
+               {"source_id": "b", "media_type": "movie", "title": "Alien", "year": "1979"}]
+    first = run_records(BOB, records)
+    assert (first.created, first.updated, first.skipped) == (2, 0, 0)
+    before = [(m.id, m.title, m.copies, m.updated_at) for m in db.session.scalars(select(Media).order_by(Media.id))]
+    again = run_records(BOB, records)
+    assert (again.created, again.updated, again.skipped, again.failed) == (0, 0, 2, 0)
+    assert [r.matched_by for r in rows(again.id)] == ["source:csv", "source:csv"]
+    db.session.expire_all()
+    assert [(m.id, m.title, m.copies, m.updated_at) for m in db.session.scalars(select(Media).order_by(Media.id))] \
+        == before
+
+
+def test_identifiers_match_in_order_and_fill_only_empty_fields(ctx: Flask, actors: Actors) -> None:
+    run_records(BOB, [book("m1", "Dune", "9780441013593", notes="signed", location="Shelf A")], kind="delicious")
+    job = run_records(BOB, [book("c1", "Dune: Deluxe", "0441013597", notes="other notes", overview="Spice",
+                                 location="")])
+    (row,) = rows(job.id)
+    assert (row.outcome, row.match_mode, row.matched_by) == ("updated", "matched_by_identifier", "isbn13")
+    item = db.session.get(Media, row.media_id)
+    assert (item.title, item.notes, item.location, item.overview) == ("Dune", "signed", "Shelf A", "Spice")
+    assert item.copies == 1  # another source's entry is the same copy, merged
+
+
+def test_a_books_barcode_finds_it_by_isbn_and_asin_is_the_third_choice(ctx: Flask, actors: Actors) -> None:
+    run_records(BOB, [book("x1", "Dune", "9780441013593"),
+                      {"source_id": "x2", "media_type": "movie", "title": "Heat", "asin": "B00003CXCT"}])
+    job = run_records(BOB, [book("y1", "Dune", ean="9780441013593"),
+                            {"source_id": "y2", "media_type": "movie", "title": "Heat (1995)", "asin": "b00003cxct"}],
+                      kind="delicious")
+    # The barcode finds the book by its ISBN-13 and is filled in (the item had no EAN yet).
+    assert [(r.outcome, r.matched_by) for r in rows(job.id)] == [("updated", "ean13"), ("skipped", "asin")]
+    assert db.session.scalar(select(Media.ean13).where(Media.title == "Dune")) == "9780441013593"
+
+
+def test_a_different_entry_of_the_same_source_is_another_copy(ctx: Flask, actors: Actors) -> None:
+    records = [book("u1", "Naked Lunch", "0802133630"), book("u2", "Naked Lunch", "0802133630"),
+               book("u3", "Other", "9780441013593")]
+    job = run_records(BOB, records, kind="delicious", chunk_size=1)
+    assert (job.created, job.updated) == (2, 1)
+    second = rows(job.id)[1]
+    assert second.message == f"another copy of item {second.media_id} (now 2 copies)"
+    assert db.session.get(Media, second.media_id).copies == 2
+    again = run_records(BOB, records, kind="delicious")
+    assert (again.created, again.updated, again.skipped) == (0, 0, 3)
+    db.session.expire_all()
+    assert db.session.get(Media, second.media_id).copies == 2
+    assert len(db.session.scalars(select(MediaSource).where(MediaSource.media_id == second.media_id)).all()) == 2
+
+
+def test_a_conflicting_strong_identifier_makes_a_new_item(ctx: Flask, actors: Actors) -> None:
+    run_records(BOB, [book("a", "Dune", "9780441013593", year="1965")])
+    job = run_records(BOB, [book("b", "Dune", "9780340960196", year="1965")])
+    (row,) = rows(job.id)
+    assert (row.outcome, row.match_mode, row.matched_by) == ("created", "identifier_conflict", "isbn13")
+    assert media_count() == 2
+
+
+def test_title_and_year_are_the_fallback_and_the_row_says_which(ctx: Flask, actors: Actors) -> None:
+    run_records(BOB, [{"source_id": "a", "media_type": "movie", "title": "The Thing", "year": "1982"}])
+    job = run_records(BOB, [
+        {"source_id": "b", "media_type": "movie", "title": "thing", "year": "1982", "notes": "x"},
+        {"source_id": "c", "media_type": "movie", "title": "The Thing", "year": "2011"},
+        {"source_id": "d", "media_type": "movie", "title": "The Thing!", "year": "1982", "tmdb_id": "1091"},
+        {"source_id": "e", "media_type": "book", "title": "The Thing", "year": "1982"},
+    ], kind="delicious")
+    got = [(r.outcome, r.match_mode, r.matched_by) for r in rows(job.id)]
+    assert got[0] == ("updated", "fallback_title_only", "title+year")
+    assert got[1] == ("created", "fallback_title_only", None)
+    assert got[2] == ("updated", "identifier_no_match_fallback_title", "title+year")  # tmdb id filled in
+    assert got[3] == ("created", "fallback_title_only", None)  # another media type is another item
+    assert title_key("The Thing!") == title_key("thing") == "thing"
+
+
+# --- chunks, progress, cancel, retry ----------------------------------------------------------------------------
+
+
+def test_chunks_commit_one_at_a_time_and_progress_only_grows(ctx: Flask, actors: Actors) -> None:
+    job_id = staged_job(BOB, [book(f"s{i}", f"Title {i}") for i in range(10)], chunk_size=4)
+    seen = []
+    chunk: int | None = 0
+    while chunk is not None:
+        chunk = imports.process_chunk(job_id, chunk)
+        job = db.session.get(SyncJob, job_id)
+        seen.append((job.processed, job.percent, job.status))
+    assert seen == [(4, 40, "running"), (8, 80, "running"), (10, 100, "succeeded")]
+
+
+def test_a_chunk_that_runs_twice_changes_nothing_the_second_time(ctx: Flask, actors: Actors) -> None:
+    job_id = staged_job(BOB, [book(f"s{i}", f"Title {i}") for i in range(6)], chunk_size=3)
+    imports.process_chunk(job_id, 0)
+    imports.process_chunk(job_id, 0)  # e.g. a sweeper re-enqueue of a chunk that had finished
+    job = db.session.get(SyncJob, job_id)
+    assert (job.processed, job.created, media_count()) == (3, 3, 3)
+
+
+def test_cancel_stops_after_the_current_chunk_and_reports_what_was_done(ctx: Flask, actors: Actors) -> None:
+    job_id = staged_job(BOB, [book(f"s{i}", f"Title {i}") for i in range(6)], chunk_size=2)
+    assert imports.process_chunk(job_id, 0) == 1
+    imports.cancel(user(BOB), job_id)
+    assert imports.process_chunk(job_id, 1) is None
+    job = db.session.get(SyncJob, job_id)
+    assert (job.status, job.processed, job.created, job.summary["created"]) == ("cancelled", 2, 2, 2)
+    assert [r.outcome for r in rows(job_id)] == ["created"] * 2 + ["cancelled"] * 4
+    actions = [a.action for a in db.session.scalars(select(ActivityLog).order_by(ActivityLog.id))]
+    assert actions[-2:] == ["import.cancel_requested", "import.cancelled"]
+    with pytest.raises(Conflict):
+        imports.cancel(user(BOB), job_id)
+
+
+def test_failed_rows_can_be_fixed_and_retried(ctx: Flask, actors: Actors) -> None:
+    job = run_records(BOB, [book("a", "Fine"), {"line": 3, "source_id": "b", "media_type": "movie", "title": "Y",
+                                                 "year": "19x5"}])
+    failed = [r for r in rows(job.id) if r.outcome == "failed"]
+    assert len(failed) == 1 and "year" in failed[0].message
+    imports.fix_row(user(BOB), job.id, failed[0].id, {"year": "1985"})
+    job, chunk = imports.retry_failed(user(BOB), job.id)
+    assert (job.status, job.failed, job.processed, chunk) == ("running", 0, 1, 0)
+    while chunk is not None:
+        chunk = imports.process_chunk(job.id, chunk)
+    job = db.session.get(SyncJob, job.id)
+    assert (job.status, job.created, job.failed, job.processed) == ("succeeded", 2, 0, 2)
+    assert db.session.scalar(select(Media.year).where(Media.title == "Y")) == 1985
+    with pytest.raises(Conflict):
+        imports.retry_failed(user(BOB), job.id)
+
+
+def test_only_the_owner_or_an_admin_sees_a_job(ctx: Flask, actors: Actors) -> None:
+    job = run_records(BOB, [book("a", "Mine")])
+    assert imports.get_job(user("alice@example.org"), job.id).id == job.id
+    with pytest.raises(NotFound):
+        imports.get_job(user("carol@example.org"), job.id)
+    assert imports.list_jobs(user("carol@example.org")).total == 0
+    assert imports.list_jobs(user("alice@example.org")).total == 1
+
+
+# --- the sweeper -------------------------------------------------------------------------------------------------
+
+
+def test_the_sweeper_revives_only_jobs_without_a_sign_of_life(ctx: Flask, actors: Actors) -> None:
+    stale = staged_job(BOB, [book("a", "A"), book("b", "B"), book("c", "C")], chunk_size=1)
+    fresh = staged_job(BOB, [book("d", "D")])
+    imports.process_chunk(stale, 0)
+    db.session.execute(update(SyncJob).where(SyncJob.id == stale).values(
+        heartbeat_at=utcnow() - timedelta(minutes=10)))
+    db.session.commit()
+    revived = imports.sweep(stale_seconds=60)
+    assert [(r.job_id, r.step, r.chunk) for r in revived] == [(stale, "chunk", 1)]
+    assert fresh not in [r.job_id for r in revived]
+    assert imports.sweep(stale_seconds=60) == []  # its heartbeat was reset: not revived twice in one interval
+
+
+# --- staging from a file -----------------------------------------------------------------------------------------
+
+
+def _csv(tmp_path: Path, text: str, name: str = "items.csv") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _start_csv(path: Path, email: str = BOB) -> SyncJob:
+    from collectz.importers import csv_generic
+
+    upload = imports.save_upload_from_path(user(email), "csv", path)
+    mapping = csv_generic.auto_mapping(csv_generic.inspect(upload.path).columns)
+    job, created = imports.start_import(user(email), upload, {"mapping": mapping})
+    assert created
+    return job
+
+
+def test_a_csv_file_is_staged_then_imported_and_the_file_is_removed(ctx: Flask, actors: Actors,
+                                                                    tmp_path: Path) -> None:
+    path = _csv(tmp_path, "Type,Title,Year,ISBN\nbook,Dune,1965,0441013597\nmovie,Alien,1979,\n"
+                          "movie,Alien,1979,\n")
+    job = _start_csv(path)
+    upload_path = imports.upload_dir() / f"{job.options['upload']}.upload"
+    assert upload_path.exists()
+    job = imports.run_inline(job.id)
+    assert (job.status, job.total, job.created, job.updated) == ("succeeded", 3, 2, 1)  # two identical rows: 2 copies
+    assert not upload_path.exists()
+    sources = db.session.scalars(select(MediaSource.source_id).order_by(MediaSource.id)).all()
+    assert len(sources) == 3 and len(set(sources)) == 3 and sources[2].endswith("#2")
+    again = imports.run_inline(_start_csv(path).id)
+    assert (again.created, again.updated, again.skipped) == (0, 0, 3)
+
+
+def test_staging_resumes_after_the_rows_already_stored(ctx: Flask, actors: Actors, tmp_path: Path) -> None:
+    path = _csv(tmp_path, "Title\n" + "".join(f"Item {i}\n" for i in range(5)))
+    job = _start_csv(path)
+    # As if a worker died after storing the first two rows of the file.
+    for number in (1, 2):
+        db.session.add(ImportRow(job_id=job.id, row_number=number, outcome="pending",
+                                 raw={"title": f"Item {number - 1}", "line": number + 1}))
+    db.session.commit()
+    job = imports.run_inline(job.id)
+    assert (job.total, job.created) == (5, 5)
+    assert db.session.scalar(select(func.count(ImportRow.id)).where(ImportRow.job_id == job.id)) == 5
+
+
+def test_the_same_file_twice_while_the_first_runs_returns_the_first_job(ctx: Flask, actors: Actors,
+                                                                      tmp_path: Path) -> None:
+    path = _csv(tmp_path, "Title\nA\n")
+    first = _start_csv(path)
+    upload = imports.save_upload_from_path(user(BOB), "csv", path)
+    job, created = imports.start_import(user(BOB), upload, {"mapping": {"title": "Title"}})
+    assert (job.id, created) == (first.id, False)
+    assert not upload.path.exists()
+
+
+def test_an_unreadable_file_fails_the_job_with_nothing_written(ctx: Flask, actors: Actors, tmp_path: Path) -> None:
+    path = tmp_path / "export.xml"
+    rows_xml = "".join(f"<dict><key>title</key><string>Book {i}</string><key>uuidString</key><string>u{i}</string>"
+                       "</dict>" for i in range(1500))
+    path.write_text(f'<?xml version="1.0"?><plist version="1.0"><array>{rows_xml}<dict><key>oops</array></plist>')
+    upload = imports.save_upload_from_path(user(BOB), "delicious", path)
+    job, _ = imports.start_import(user(BOB), upload)
+    job = imports.run_inline(job.id)
+    assert job.status == "failed" and "malformed" in job.error.lower()
+    assert media_count() == 0
+    assert db.session.scalar(select(func.count(ImportRow.id))) == 0
+    failure = db.session.scalar(select(ActivityLog).where(ActivityLog.action == "import.failed"))
+    assert failure.status == "failed" and failure.reason == job.error
+
+
+def test_a_barcode_batch_matches_the_catalog_and_adds_stubs(ctx: Flask, actors: Actors) -> None:
+    from collectz.importers.barcode import parse_codes
+
+    run_records(BOB, [book("a", "Dune", "9780441013593")])
+    job = imports.start_barcodes(user(BOB), parse_codes("978-0-441-01359-3\n036000291452\nhello"))
+    job = imports.run_inline(job.id)
+    got = [(r.outcome, r.matched_by) for r in rows(job.id)]
+    assert got[0] == ("skipped", "isbn13")
+    assert got[1] == ("created", None)
+    assert got[2][0] == "failed" and "EAN/UPC" in rows(job.id)[2].message
+    stub = db.session.get(Media, rows(job.id)[1].media_id)
+    assert (stub.title, stub.ean13) == ("Barcode 036000291452", "0036000291452")
+    assert db.session.scalar(select(MediaMetadata.value).where(
+        MediaMetadata.media_id == stub.id, MediaMetadata.key == "needs_details")) == "1"
+
+
+# --- the command line ---------------------------------------------------------------------------------------------
+
+
+def test_flask_import_prints_a_json_summary_and_fails_loudly(app: Flask, actors: Actors, tmp_path: Path) -> None:
+    path = _csv(tmp_path, "Type,Title,Year\nbook,Dune,1965\nmovie,Bad,1700\n")
+    runner = app.test_cli_runner()
+    dry = runner.invoke(args=["import", "csv", str(path), "--owner", BOB, "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    summary = json.loads(dry.output)
+    assert (summary["status"], summary["created"], summary["failed"]) == ("dry-run", 1, 1)
+    with app.app_context():
+        assert media_count() == 0
+    result = runner.invoke(args=["import", "csv", str(path), "--owner", BOB])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert {k: summary[k] for k in ("status", "total", "created", "updated", "skipped", "failed")} == \
+        {"status": "succeeded", "total": 2, "created": 1, "updated": 0, "skipped": 0, "failed": 1}
+    assert isinstance(summary["job_id"], int)
+    empty = _csv(tmp_path, "", "empty.csv")
+    failed = runner.invoke(args=["import", "csv", str(empty), "--owner", BOB])
+    assert failed.exit_code == 1 and json.loads(failed.output)["status"] == "failed"
+    nobody = runner.invoke(args=["import", "csv", str(path), "--owner", "nobody@example.org"])
+    assert nobody.exit_code != 0
