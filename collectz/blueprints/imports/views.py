@@ -257,7 +257,6 @@ def csv_preview(token: str) -> Response:
     if problem is None:
         records = csv_generic.preview(upload.path, form.mapping(), PREVIEW_ROWS)
         rows = imports_service.dry_run(actor, "csv", records, {"default_type": form.default_type.data})
-        db.session.add(actor)  # the dry run empties the session (expunge_all): the page still needs its user
     return _render_map(upload, layout, form, block="preview", status=422 if problem else 200, preview=rows,
                        preview_error=problem)
 
