@@ -265,7 +265,7 @@ def test_workers_are_listed_or_the_page_says_how_to_start_one(app: Flask, alice,
     finally:
         worker.register_death()
     row = re.search(rf'<tr data-worker="{worker.name}">(.*?)</tr>', html, re.S)
-    assert row and "<td>idle</td>" in row.group(1) and "imports, enrichment, maintenance" in row.group(1)
+    assert row and "<td>idle</td>" in row.group(1) and "maintenance, imports, enrichment" in row.group(1)
     assert row.group(1).count("<time ") == 2  # last heartbeat and birth
     assert 'data-testid="no-worker"' not in html
 

@@ -72,7 +72,9 @@ def start_ticker(app: Flask, conn: Redis, stop: threading.Event, every: float | 
 
 def build_worker(app: Flask, worker_class: type[AppWorker] = AppWorker) -> AppWorker:
     conn = queue.connection(app)
-    queues = [queue.get_queue(name, app) for name in queue.QUEUE_NAMES]
+    # Maintenance first: its jobs are short (the import sweeper, clean-ups) and must not wait behind a long import.
+    order = ("maintenance", *(name for name in queue.QUEUE_NAMES if name != "maintenance"))
+    queues = [queue.get_queue(name, app) for name in order]
     return worker_class(queues, connection=conn)
 
 
