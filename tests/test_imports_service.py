@@ -333,3 +333,22 @@ def test_flask_import_prints_a_json_summary_and_fails_loudly(app: Flask, actors:
     assert failed.exit_code == 1 and json.loads(failed.output)["status"] == "failed"
     nobody = runner.invoke(args=["import", "csv", str(path), "--owner", "nobody@example.org"])
     assert nobody.exit_code != 0
+
+
+def test_with_redis_down_a_new_import_waits_for_the_sweeper(make_app: Any, tmp_path: Path) -> None:
+    """Enqueueing fails quietly (the web request still succeeds); the job row stays queued and the sweeper, once
+    it finds the job stale, hands its first step to the workers again."""
+    from collectz.jobs import imports as import_jobs
+
+    app = make_app(REDIS_URL="redis://127.0.0.1:1/0")
+    Actors(app)
+    path = _csv(tmp_path, "Title\nA\n")
+    with app.app_context():
+        job = _start_csv(path)
+        assert import_jobs.enqueue_stage(job.id) is False
+        db.session.execute(update(SyncJob).where(SyncJob.id == job.id).values(
+            heartbeat_at=utcnow() - timedelta(minutes=10)))
+        db.session.commit()
+        assert [(r.job_id, r.step) for r in imports.sweep(stale_seconds=60)] == [(job.id, "stage")]
+        assert db.session.get(SyncJob, job.id).status == "queued"
+        db.session.remove()

@@ -34,7 +34,14 @@ from collectz.services.errors import InvalidInput
 from collectz.services.indexing import compose_search_text, derived_columns, refresh_media_index
 from collectz.services.media import COLUMNS, Cleaned, MediaInput
 from collectz.services.media import _clean as clean_media_input
-from collectz.services.people import Credit, get_or_create_genres, get_or_create_people, name_key
+from collectz.services.people import (
+    Credit,
+    get_or_create_genres,
+    get_or_create_people,
+    name_key,
+    ordered_credits,
+    ordered_genres,
+)
 
 # Match modes an import row records.
 MATCHED_BY_IDENTIFIER = "matched_by_identifier"
@@ -92,7 +99,6 @@ class Outcome:
     matched_by: str | None = None
     message: str | None = None
     media_id: int | None = None
-    media: Media | None = None
 
 
 _PUNCT = re.compile(r"[^\w\s]", re.UNICODE)
@@ -415,32 +421,14 @@ def _fill(media: Media, item: Incoming, people: dict[str, Any], genres: dict[str
         media.people = list(item.cleaned.people) if new else _credits(item.cleaned.people, people)
         filled.append("people")
     if item.cleaned.genres and not media.genres:
-        media.genres = list(item.cleaned.genres) if new else _genres(item.cleaned.genres, genres)
+        media.genres = list(item.cleaned.genres) if new else ordered_genres(item.cleaned.genres, genres)
         filled.append("genres")
     return filled
 
 
 def _credits(credits: Iterable[Credit], people: dict[str, Any]) -> list[MediaPerson]:
-    rows: list[MediaPerson] = []
-    positions: dict[str, int] = {}
-    seen: set[tuple[int, str]] = set()
-    for credit in credits:
-        person = people.get(name_key(credit.name))
-        if person is None or (person.id, credit.role) in seen:
-            continue
-        seen.add((person.id, credit.role))
-        rows.append(MediaPerson(person=person, role=credit.role, position=positions.get(credit.role, 0)))
-        positions[credit.role] = positions.get(credit.role, 0) + 1
-    return rows
-
-
-def _genres(names: Iterable[str], genres: dict[str, Any]) -> list[Any]:
-    ordered: list[Any] = []
-    for name in names:
-        genre = genres.get(name_key(name, 100))
-        if genre is not None and genre not in ordered:
-            ordered.append(genre)
-    return ordered
+    return [MediaPerson(person=person, role=credit.role, position=position)
+            for person, credit, position in ordered_credits(credits, people)]
 
 
 _INSERT_COLUMNS = (*COLUMNS, "library_id", "added_by", "import_source", "rating", "plex_guid")
@@ -492,21 +480,9 @@ def _insert_new(news: list[NewItem], people: dict[str, Any], genres: dict[str, A
     credit_rows: list[dict[str, Any]] = []
     genre_rows: list[dict[str, Any]] = []
     for new in news:
-        positions: dict[str, int] = {}
-        seen: set[tuple[int, str]] = set()
-        for credit in new.people:
-            person = people.get(name_key(credit.name))
-            if person is None or (person.id, credit.role) in seen:
-                continue
-            seen.add((person.id, credit.role))
-            credit_rows.append({"media_id": new.id, "person_id": person.id, "role": credit.role,
-                                "position": positions.get(credit.role, 0)})
-            positions[credit.role] = positions.get(credit.role, 0) + 1
-        genre_ids: list[int] = []
-        for genre in _genres(new.genres, genres):
-            if genre.id not in genre_ids:
-                genre_ids.append(genre.id)
-                genre_rows.append({"media_id": new.id, "genre_id": genre.id})
+        credit_rows += [{"media_id": new.id, "person_id": person.id, "role": credit.role, "position": position}
+                        for person, credit, position in ordered_credits(new.people, people)]
+        genre_rows += [{"media_id": new.id, "genre_id": genre.id} for genre in ordered_genres(new.genres, genres)]
     if credit_rows:
         db.session.execute(MediaPerson.__table__.insert(), credit_rows)
     if genre_rows:

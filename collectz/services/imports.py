@@ -27,7 +27,7 @@ import logging
 import re
 import secrets
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -42,7 +42,6 @@ from collectz.extensions import db
 from collectz.importers import Record, SourceError
 from collectz.models import ImportRow, SyncJob, User
 from collectz.models.base import utcnow
-from collectz.models.jobs import TERMINAL_STATUSES
 from collectz.security.permissions import require_writer
 from collectz.services import audit
 from collectz.services.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -85,13 +84,10 @@ class Summary:
     skipped: int
     failed: int
     error: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        out = {"job_id": self.job_id, "status": self.status, "total": self.total, "created": self.created,
-               "updated": self.updated, "skipped": self.skipped, "failed": self.failed, "error": self.error}
-        out.update(self.extra)
-        return out
+        return {"job_id": self.job_id, "status": self.status, "total": self.total, "created": self.created,
+                "updated": self.updated, "skipped": self.skipped, "failed": self.failed, "error": self.error}
 
 
 def settings() -> Any:
@@ -636,6 +632,11 @@ def rows_csv(actor: User, job_id: int, outcome: str | None = None) -> Iterator[s
 # --- cancel, retry ---------------------------------------------------------------------------------------------
 
 
+def can_act(actor: User, job: SyncJob) -> bool:
+    """Whether the actor may cancel, retry or fix a job: a writer who is admin or started it."""
+    return actor.can_write and (actor.role == "admin" or job.created_by == actor.id)
+
+
 def _require_owner(actor: User, job: SyncJob, what: str) -> None:
     if actor.role != "admin" and job.created_by != actor.id:
         raise Forbidden(f"Only the admin or whoever started an import can {what} it.")
@@ -659,15 +660,27 @@ def cancel(actor: User, job_id: int) -> SyncJob:
 RETRY_FIELDS = ("title", "media_type", "year", "isbn", "ean", "asin", "rating", "release_date")
 
 
-def fix_row(actor: User, job_id: int, row_id: int, values: dict[str, str]) -> ImportRow:
-    """Correct a failed row's values (before retrying it); the change is audited."""
+def failed_row(actor: User, job_id: int, row_id: int) -> tuple[SyncJob, ImportRow]:
+    """A failed row of a job the actor can see, or NotFound / Conflict."""
     job = get_job(actor, job_id)
-    _require_owner(actor, job, "fix rows of")
     row = db.session.get(ImportRow, row_id)
     if row is None or row.job_id != job.id:
         raise NotFound("No such row.")
     if row.outcome != "failed":
         raise Conflict("Only a failed row can be fixed.")
+    return job, row
+
+
+def fix_row(actor: User, job_id: int, row_id: int, values: dict[str, str]) -> ImportRow:
+    """Correct a failed row's values (before retrying it); the change is audited. InvalidInput says what the
+    import's own checks would still find wrong with the row, and nothing is saved then."""
+    job, row = failed_row(actor, job_id, row_id)
+    _require_owner(actor, job, "fix rows of")
+    try:
+        convert({**(row.raw or {}), **{k: v.strip() for k, v in values.items()}},
+                job.options.get("default_type") or "other")
+    except RowError as exc:
+        raise InvalidInput(str(exc)) from None
     raw = dict(row.raw or {})
     changed = {}
     for key in RETRY_FIELDS:
@@ -735,6 +748,3 @@ def sweep(stale_seconds: int | None = None) -> list[Revival]:
 def summary(job: SyncJob) -> Summary:
     return Summary(job.id, job.status, job.total, job.created, job.updated, job.skipped, job.failed, job.error)
 
-
-def is_finished(status: str) -> bool:
-    return status in TERMINAL_STATUSES

@@ -72,6 +72,32 @@ def get_or_create_genres(names: Iterable[str]) -> dict[str, Genre]:
     return _get_or_create(Genre, names, GENRE_NAME_MAX)
 
 
+def ordered_credits(credits: Iterable[Credit], people: dict[str, Person]) -> list[tuple[Person, Credit, int]]:
+    """(person, credit, position) for each credit whose person is known: a person once per role, positions
+    counting up per role in the order given."""
+    positions: dict[str, int] = {}
+    seen: set[tuple[int, str]] = set()
+    result: list[tuple[Person, Credit, int]] = []
+    for credit in credits:
+        person = people.get(name_key(credit.name))
+        if person is None or (person.id, credit.role) in seen:
+            continue
+        seen.add((person.id, credit.role))
+        result.append((person, credit, positions.get(credit.role, 0)))
+        positions[credit.role] = positions.get(credit.role, 0) + 1
+    return result
+
+
+def ordered_genres(names: Iterable[str], genres: dict[str, Genre]) -> list[Genre]:
+    """The genres of these names that are known, in the order given, each once."""
+    ordered: list[Genre] = []
+    for name in names:
+        genre = genres.get(name_key(name, GENRE_NAME_MAX))
+        if genre is not None and genre not in ordered:
+            ordered.append(genre)
+    return ordered
+
+
 def set_people(media: Media, credits: Sequence[Credit]) -> None:
     """Make these the item's people: positions count up per role; a person appears once per role.
 
@@ -79,17 +105,10 @@ def set_people(media: Media, credits: Sequence[Credit]) -> None:
     """
     people = get_or_create_people(c.name for c in credits)
     existing = {(mp.person_id, mp.role): mp for mp in media.people}
-    positions: dict[str, int] = {}
     result: list[MediaPerson] = []
-    seen: set[tuple[int, str]] = set()
-    for credit in credits:
-        person = people.get(name_key(credit.name))
-        if person is None or (person.id, credit.role) in seen:
-            continue
-        seen.add((person.id, credit.role))
+    for person, credit, position in ordered_credits(credits, people):
         row = existing.get((person.id, credit.role)) or MediaPerson(person=person, role=credit.role)
-        row.position = positions.get(credit.role, 0)
-        positions[credit.role] = row.position + 1
+        row.position = position
         if credit.character is not None:
             row.character = clean_name(credit.character) or None
         result.append(row)
@@ -98,13 +117,7 @@ def set_people(media: Media, credits: Sequence[Credit]) -> None:
 
 def set_genres(media: Media, names: Sequence[str]) -> None:
     """Make these the item's genres (in the order given, each once)."""
-    genres = get_or_create_genres(names)
-    ordered: list[Genre] = []
-    for name in names:
-        genre = genres.get(name_key(name, GENRE_NAME_MAX))
-        if genre is not None and genre not in ordered:
-            ordered.append(genre)
-    media.genres = ordered
+    media.genres = ordered_genres(names, get_or_create_genres(names))
 
 
 def people_by_role(media: Media) -> dict[str, list[str]]:

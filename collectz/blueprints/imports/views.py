@@ -19,7 +19,7 @@ from collectz.blueprints.imports.forms import BarcodeForm, FixRowForm, MappingFo
 from collectz.extensions import db
 from collectz.importers import SourceError, barcode, csv_generic, delicious
 from collectz.jobs import imports as import_jobs
-from collectz.models import ImportRow, SyncJob, User
+from collectz.models import SyncJob, User
 from collectz.models.base import utcnow
 from collectz.security.permissions import require_writer
 from collectz.services import flags
@@ -30,8 +30,6 @@ from collectz.services.import_writer import (
     FALLBACK_TITLE_ONLY,
     IDENTIFIER_CONFLICT,
     MATCHED_BY_IDENTIFIER,
-    RowError,
-    convert,
 )
 from collectz.web import htmx
 from collectz.web.features import feature_guard, feature_off_response, require_feature
@@ -292,10 +290,10 @@ def _render_job(job_id: int, block: str) -> Response:
     rows = None
     if job.is_terminal and not (fragment and block == "progress"):
         rows = imports_service.job_rows(actor, job_id, page=request.args.get("page", 1, type=int), **filters)
-    owner = db.session.get(User, job.created_by) if job.created_by else None
+    owner = imports_service.owners([job]).get(job.created_by)
     resp = htmx.render("imports/job.html", block=block, job=job, owner=owner, rows=rows, filters=filters,
                        match_modes=MATCH_MODES, outcome_filters=OUTCOME_FILTERS,
-                       may_act=actor.can_write and (actor.is_admin or job.created_by == actor.id))
+                       may_act=imports_service.can_act(actor, job))
     if fragment and block == "progress" and job.is_terminal:
         htmx.trigger(resp, IMPORT_FINISHED)  # the row table and the nav badge refresh themselves
     return resp
@@ -360,39 +358,19 @@ def job_retry(job_id: int) -> Response:
     return _back_to(job_id)
 
 
-def _failed_row(actor: User, job_id: int, row_id: int) -> tuple[SyncJob, ImportRow]:
-    job = imports_service.get_job(actor, job_id)
-    row = db.session.get(ImportRow, row_id)
-    if row is None or row.job_id != job.id:
-        raise NotFound("No such row.")
-    if row.outcome != "failed":
-        raise Conflict("Only a failed row can be fixed.")
-    return job, row
-
-
-def _fix_problem(job: SyncJob, row: ImportRow, values: dict[str, str]) -> str | None:
-    """What would still be wrong with the row after this fix (the import's own checks), or None."""
-    try:
-        convert({**(row.raw or {}), **{k: v.strip() for k, v in values.items()}},
-                job.options.get("default_type") or "other")
-    except RowError as exc:
-        return str(exc)
-    return None
-
-
 @bp.route("/jobs/<int:job_id>/rows/<int:row_id>/fix", methods=["GET", "POST"])
 def row_fix(job_id: int, row_id: int) -> Response:
     """Correct a failed row's values; a retry of the job's failed rows then imports it."""
     actor = _actor()
     require_writer(actor, "fix import rows")
-    job, row = _failed_row(actor, job_id, row_id)
+    job, row = imports_service.failed_row(actor, job_id, row_id)
     form = FixRowForm.for_row(row.raw or {}, request.form if request.method == "POST" else None)
-    if request.method == "POST":
-        problem = _fix_problem(job, row, form.values()) if form.validate() else None
-        if problem:
-            form.form_errors.append(problem)
-        elif not form.errors:
+    if request.method == "POST" and form.validate():
+        try:
             imports_service.fix_row(actor, job_id, row_id, form.values())
+        except InvalidInput as exc:
+            form.form_errors.append(exc.message)
+        else:
             flash(f"Row {row.row_number} fixed. Retry the failed rows to import it.", "success")
             return _back_to(job_id)
     return htmx.render("imports/row_fix.html", block="fix", status=422 if request.method == "POST" else 200,
