@@ -24,10 +24,20 @@ def register(page: Page, server: LiveServer, *, email: str, name: str, password:
     expect_library(page, server)
 
 
+def htmx_ready(page: Page) -> None:
+    """Wait until the page has loaded and htmx has processed it.
+
+    A click that navigates returns once the new URL commits, while the deferred scripts may still be loading; a form
+    submitted in that gap is a plain full-page post, not an htmx request.
+    """
+    page.wait_for_function("() => document.readyState === 'complete' && !!window.htmx")
+
+
 def expect_library(page: Page, server: LiveServer) -> None:
     expect(page).to_have_url(re.compile(re.escape(server("/library/")) + r"(\?.*)?$"))
     expect(page.get_by_role("heading", name="All", level=1)).to_be_visible()
     expect(page.get_by_role("button", name="Log out")).to_be_visible()
+    htmx_ready(page)
 
 
 def expect_login_page(page: Page, server: LiveServer) -> None:

@@ -9,7 +9,7 @@ from flask import Flask
 from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import LiveServer
-from tests.e2e.helpers import PASSWORD, expect_login_page, users
+from tests.e2e.helpers import PASSWORD, expect_login_page, htmx_ready, users
 
 pytestmark = pytest.mark.e2e
 
@@ -31,6 +31,7 @@ def expect_signed_in(page: Page, server: LiveServer) -> None:
     """Landed in the library, signed in (what the library page shows is not this test's business)."""
     expect(page).to_have_url(re.compile(re.escape(server("/library/")) + r"(\?.*)?$"))
     expect(page.get_by_role("button", name="Log out")).to_be_visible()
+    htmx_ready(page)
 
 
 def sign_up(page: Page, server: LiveServer, url: str, email: str, name: str) -> None:

@@ -10,7 +10,7 @@ from playwright.sync_api import Page, expect
 
 from tests.conftest import Actors
 from tests.e2e.conftest import LiveServer
-from tests.e2e.helpers import PASSWORD
+from tests.e2e.helpers import PASSWORD, htmx_ready
 
 pytestmark = pytest.mark.e2e
 
@@ -35,13 +35,15 @@ def seed(server: LiveServer) -> None:
             db.session.remove()
 
 
-def sign_in_to_activity(page: Page, server: LiveServer) -> None:
+def sign_in_to_activity(page: Page, server: LiveServer, *, scripts: bool = True) -> None:
     page.goto(server("/auth/login?next=/admin/activity"))
     page.get_by_label("Email").fill("alice@example.org")
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
     expect(page).to_have_url(server("/admin/activity"))
     expect(page.get_by_role("heading", name="Activity", level=2)).to_be_visible()
+    if scripts:
+        htmx_ready(page)
 
 
 def rows(page: Page) -> Any:
@@ -81,7 +83,7 @@ def test_search_works_without_javascript(new_context, serve) -> None:
     server = serve()
     seed(server)
     page = new_context(java_script_enabled=False).new_page()
-    sign_in_to_activity(page, server)
+    sign_in_to_activity(page, server, scripts=False)
 
     search = page.get_by_role("searchbox", name="Search the activity log")
     search.fill("admin may")

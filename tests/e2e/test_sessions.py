@@ -12,7 +12,7 @@ from playwright.sync_api import Page, expect
 
 from tests.conftest import Actors, activity
 from tests.e2e.conftest import LiveServer
-from tests.e2e.helpers import PASSWORD, expect_login_page, toast
+from tests.e2e.helpers import PASSWORD, expect_login_page, htmx_ready, toast
 
 pytestmark = pytest.mark.e2e
 
@@ -26,6 +26,7 @@ def log_in(page: Page, server: LiveServer, email: str, next_path: str, password:
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
     expect(page).to_have_url(server(next_path))
+    htmx_ready(page)
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 5.0) -> Any:
