@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from flask import current_app
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import bindparam, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
@@ -302,8 +302,8 @@ def stage(job_id: int) -> int | None:
 
     def flush() -> None:
         if batch:
-            db.session.execute(insert(ImportRow).on_conflict_do_nothing(index_elements=["job_id", "row_number"]),
-                               batch)
+            db.session.execute(insert(ImportRow.__table__).on_conflict_do_nothing(
+                index_elements=["job_id", "row_number"]), batch)
             batch.clear()
         db.session.execute(update(SyncJob).where(SyncJob.id == job_id).values(heartbeat_at=utcnow()))
         db.session.commit()
@@ -385,7 +385,8 @@ def process_chunk(job_id: int, chunk: int) -> int | None:
         db.session.commit()
         return None
     size = job.options.get("chunk_size") or chunk_size()
-    rows = list(db.session.scalars(select(ImportRow).where(
+    # (id, raw) rows, not ORM objects: a chunk reads them once and writes their outcomes with one statement.
+    rows = list(db.session.execute(select(ImportRow.id, ImportRow.raw).where(
         ImportRow.job_id == job_id, ImportRow.row_number.between(chunk * size + 1, (chunk + 1) * size),
         ImportRow.outcome == "pending").order_by(ImportRow.row_number)))
     if rows:
@@ -404,7 +405,7 @@ def process_chunk(job_id: int, chunk: int) -> int | None:
     return next_chunk
 
 
-def _write_rows(job: SyncJob, library_id: int, rows: list[ImportRow]) -> list[Outcome]:
+def _write_rows(job: SyncJob, library_id: int, rows: list[Any]) -> list[Outcome]:
     default_type = job.options.get("default_type") or "other"
     items: list[Incoming | RowError] = []
     for row in rows:
@@ -415,12 +416,12 @@ def _write_rows(job: SyncJob, library_id: int, rows: list[ImportRow]) -> list[Ou
     return write_batch(_context(job, library_id), items)
 
 
-def _line_error(row: ImportRow, exc: RowError) -> RowError:
+def _line_error(row: Any, exc: RowError) -> RowError:
     line = (row.raw or {}).get("line")
     return RowError(f"Line {line}: {exc}" if line else str(exc))
 
 
-def _write_rows_one_by_one(job: SyncJob, library_id: int, rows: list[ImportRow]) -> list[Outcome]:
+def _write_rows_one_by_one(job: SyncJob, library_id: int, rows: list[Any]) -> list[Outcome]:
     outcomes: list[Outcome] = []
     for row in rows:
         try:
@@ -432,13 +433,20 @@ def _write_rows_one_by_one(job: SyncJob, library_id: int, rows: list[ImportRow])
     return outcomes
 
 
-def _record(job: SyncJob, rows: list[ImportRow], outcomes: list[Outcome]) -> None:
+_RECORD_OUTCOME = (update(ImportRow.__table__).where(ImportRow.__table__.c.id == bindparam("row_id"))
+                   .values({name: bindparam(f"new_{name}") for name in
+                            ("outcome", "match_mode", "matched_by", "message", "media_id", "updated_at")}))
+
+
+def _record(job: SyncJob, rows: list[Any], outcomes: list[Outcome]) -> None:
     counts = {name: 0 for name in ("created", "updated", "skipped", "failed")}
     for outcome in outcomes:
         counts[outcome.outcome] += 1
-    db.session.execute(update(ImportRow), [
-        {"id": row.id, "outcome": o.outcome, "match_mode": o.match_mode, "matched_by": o.matched_by,
-         "message": (o.message or "")[:2000] or None, "media_id": o.media_id, "updated_at": utcnow()}
+    now = utcnow()
+    db.session.execute(_RECORD_OUTCOME, [
+        {"row_id": row.id, "new_outcome": o.outcome, "new_match_mode": o.match_mode,
+         "new_matched_by": o.matched_by, "new_message": (o.message or "")[:2000] or None,
+         "new_media_id": o.media_id, "new_updated_at": now}
         for row, o in zip(rows, outcomes, strict=True)])
     db.session.execute(update(SyncJob).where(SyncJob.id == job.id).values(
         processed=SyncJob.processed + len(rows), created=SyncJob.created + counts["created"],

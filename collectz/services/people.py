@@ -6,6 +6,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TypeVar
 
 from sqlalchemy import select
@@ -32,11 +33,13 @@ class Credit:
     character: str | None = None
 
 
+@lru_cache(maxsize=65536)  # imports ask for the same few thousand names again and again
 def clean_name(name: str) -> str:
     """The name as shown: Unicode-normalised, single spaces, trimmed."""
     return _SPACE.sub(" ", unicodedata.normalize("NFKC", name or "")).strip()
 
 
+@lru_cache(maxsize=65536)
 def name_key(name: str, max_length: int = PERSON_NAME_MAX) -> str:
     """The key two spellings of one name share: case and spacing do not matter."""
     return clean_name(name)[:max_length].casefold()[:max_length]
