@@ -55,9 +55,10 @@ def create_app(overrides: Mapping[str, Any] | None = None, *, settings: Settings
     from collectz.blueprints.auth.views import bp as auth_bp
     from collectz.blueprints.core.views import bp as core_bp
     from collectz.blueprints.imports import bp as imports_bp
+    from collectz.blueprints.integrations import bp as integrations_bp
     from collectz.blueprints.library import bp as library_bp
 
-    for bp in (core_bp, auth_bp, library_bp, imports_bp, admin_bp):
+    for bp in (core_bp, auth_bp, library_bp, imports_bp, admin_bp, integrations_bp):
         app.register_blueprint(bp)
 
     from collectz import cli

@@ -1,4 +1,4 @@
-"""flask commands: accounts (break-glass), sessions, invitations and maintenance.
+"""flask commands: accounts (break-glass), sessions, invitations, maintenance, imports and integration keys.
 
 Account commands act as nobody: their activity events have no actor and `details.via = "cli"`. Whoever can run
 them can read the database anyway; they exist for when no admin can sign in.
@@ -175,6 +175,35 @@ def init_app(app: Flask) -> None:
         from collectz.jobs.imports import sweep_imports as sweep
 
         click.echo(f"revived {sweep()} stalled imports")
+
+    @app.cli.group("keys")
+    def keys_group() -> None:
+        """Keys that encrypt integration secrets (INTEGRATION_ENCRYPTION_KEY)."""
+
+    @keys_group.command("generate")
+    def keys_generate() -> None:
+        """Print a new random key entry for INTEGRATION_ENCRYPTION_KEY (put it first, keep the old ones after it)."""
+        from collectz.security.secrets import generate_key
+
+        click.echo(generate_key())
+
+    @keys_group.command("rotate")
+    def keys_rotate() -> None:
+        """Re-encrypt every stored integration secret under the first key; exits 1 if any cannot be decrypted."""
+        from collectz.config import ConfigError
+        from collectz.services import keys
+
+        try:
+            report = keys.rotate()
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"Re-encrypted {report.rotated} secret{'' if report.rotated == 1 else 's'}; "
+                   f"{report.already_current} already under the current key.")
+        if report.failed:
+            click.echo(f"{len(report.failed)} could not be decrypted with any key in INTEGRATION_ENCRYPTION_KEY "
+                       f"and were left unchanged: {', '.join(report.failed)}. Add the key they were saved with, "
+                       "or enter them again in Admin → Integrations.", err=True)
+            sys.exit(1)
 
     @app.cli.command("import")
     @click.argument("kind", type=click.Choice(["csv", "delicious"]))

@@ -134,6 +134,7 @@ PLACEHOLDERS: dict[str, Callable[[World], Any]] = {
     "media_id": lambda w: w.media_id,  # an item bob added: bob may edit it as its owner, carol may not
     "section": lambda w: "books",  # not "all": /library/all is a canonical redirect (308) to /library/
     "key": lambda w: "import_csv",  # a feature flag
+    "provider": lambda w: "tmdb",  # an integration card (not configured: its Test answers without the network)
     "user_id": lambda w: w.target_user_id,
     "member_id": lambda w: w.target_user_id,
     "invite_id": lambda w: w.lazy("invite_id", lambda: _invite_id(w)),

@@ -57,6 +57,8 @@ _SPECS = (
     FlagSpec("enrich_music", "Music enrichment", "Fill in album details from the music provider.", True),
     FlagSpec("enrich_games", "Game enrichment", "Fill in game details from the game provider.", True),
     FlagSpec("enrich_comics", "Comic enrichment", "Fill in comic details from the comic provider.", True),
+    FlagSpec("integration_comicvine", "ComicVine",
+             "Show the ComicVine card under Admin → Integrations and use ComicVine for comic details.", False),
 )
 REGISTRY: dict[str, FlagSpec] = {spec.key: spec for spec in _SPECS}
 

@@ -41,6 +41,9 @@ def configure_logging(level: str) -> None:
         root.addHandler(handler)
     root.setLevel(level.upper())
     root.propagate = False
+    # urllib3 logs whole request lines, query strings (provider API keys) included, at DEBUG: never let it.
+    transport = logging.getLogger("urllib3")
+    transport.setLevel(max(transport.level, logging.WARNING))
 
 
 def request_id() -> str | None:

@@ -13,6 +13,7 @@ TABS = (
     ("activity", "Activity", "/admin/activity"),
     ("flags", "Flags", "/admin/flags"),
     ("queues", "Queues", "/admin/rq"),
+    ("integrations", "Integrations", "/admin/integrations"),
 )
 
 

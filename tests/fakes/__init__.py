@@ -1,0 +1,1 @@
+"""Local HTTP fakes of the providers collectZ talks to; each answers as the provider documents."""
