@@ -42,18 +42,22 @@ from collectz.extensions import db
 from collectz.importers import Record, SourceError
 from collectz.models import ImportRow, SyncJob, User
 from collectz.models.base import utcnow
+from collectz.providers.http import ProviderError
 from collectz.security.permissions import require_writer
 from collectz.services import audit
 from collectz.services.errors import Conflict, Forbidden, InvalidInput, NotFound
 from collectz.services.import_writer import BatchContext, Incoming, Outcome, RowError, convert, write_batch
+from collectz.services.integrations import IntegrationProblem
 from collectz.services.pagination import Page
 from collectz.services.users import ensure_default_library
 
 log = logging.getLogger("collectz.imports")
 
-KINDS: dict[str, str] = {"csv": "CSV", "delicious": "Delicious Library", "barcode": "Barcodes"}
+KINDS: dict[str, str] = {"csv": "CSV", "delicious": "Delicious Library", "barcode": "Barcodes", "plex": "Plex"}
 # media_sources.source for each kind's entries (barcode rows have no entry ids: they match, never map back).
-SOURCES: dict[str, str | None] = {"csv": "csv", "delicious": "delicious", "barcode": None}
+SOURCES: dict[str, str | None] = {"csv": "csv", "delicious": "delicious", "barcode": None, "plex": "plex"}
+# Kinds that read an uploaded file (the others read their job's options or a provider).
+FILE_KINDS = ("csv", "delicious")
 OUTCOMES = ("pending", "created", "updated", "skipped", "failed", "cancelled")
 STAGE_BATCH = 1000
 _LOCK_BASE = 0x0C011EC7 << 8  # PostgreSQL advisory lock keys: this + library id
@@ -114,7 +118,7 @@ def upload_dir() -> Path:
 def save_upload(actor: User, kind: str, filename: str, stream: IO[bytes]) -> Upload:
     """Store an uploaded file (streamed, hashed, size-capped); InvalidInput for an empty or too large file."""
     require_writer(actor, "import items")
-    if kind not in KINDS or kind == "barcode":
+    if kind not in FILE_KINDS:
         raise InvalidInput("Unknown import kind.", fields={"kind": "Choose CSV or Delicious Library."})
     token = secrets.token_urlsafe(18)
     path = upload_dir() / f"{token}.upload"
@@ -222,6 +226,39 @@ def start_barcodes(actor: User, codes: list[tuple[int, str]]) -> SyncJob:
     return job
 
 
+def plex_sections() -> list[dict[str, str]]:
+    """The Plex sections an admin selected under Admin → Integrations ([] when Plex is off or has none)."""
+    from collectz.services import integrations
+
+    if not integrations.is_enabled("plex"):
+        return []
+    return list(integrations.get("plex").values.get("sections") or [])
+
+
+def start_plex(actor: User) -> tuple[SyncJob, bool]:
+    """Import the selected Plex sections: (job, True), or the actor's unfinished Plex import: (job, False).
+    Conflict when Plex is not set up. The enqueueing is the caller's."""
+    require_writer(actor, "import items")
+    sections = plex_sections()
+    if not sections:
+        raise Conflict("Plex is not set up: an admin turns it on and chooses its sections under "
+                       "Admin → Integrations.")
+    digest = hashlib.sha256(json.dumps(sections, sort_keys=True).encode()).hexdigest()
+    existing = running_job_for(actor, "plex", digest)
+    if existing is not None:
+        return existing, False
+    names = ", ".join(str(s.get("title") or s.get("key")) for s in sections)
+    job = SyncJob(kind="plex", provider="plex", status="queued", source_name=f"Plex: {names}"[:255],
+                  source_hash=digest, options={"sections": sections, "chunk_size": chunk_size()},
+                  created_by=actor.id, heartbeat_at=utcnow())
+    db.session.add(job)
+    db.session.flush()
+    audit.record("import.started", actor=actor, entity_type="sync_job", entity_id=job.id,
+                 details={"kind": "plex", "sections": [s.get("title") for s in sections]})
+    db.session.commit()
+    return job, True
+
+
 # --- reading a job's source ------------------------------------------------------------------------------------
 
 
@@ -236,6 +273,9 @@ def source_records(job: SyncJob) -> Iterator[Record]:
 
         yield from barcode.records(job.options.get("codes") or [])
         return
+    if job.kind == "plex":
+        yield from _plex_records(job)
+        return
     path = _upload_path(job)
     if not path.exists():
         raise SourceError("The uploaded file is gone (it is removed once read): upload it again.")
@@ -249,6 +289,17 @@ def source_records(job: SyncJob) -> Iterator[Record]:
         yield from _with_content_ids(delicious.iter_records(path), "delicious")
     else:
         raise SourceError(f"Unknown import kind {job.kind!r}.")
+
+
+def _plex_records(job: SyncJob) -> Iterator[Record]:
+    """The job's Plex sections, read from the server page by page (every entry has its own id)."""
+    from collectz.importers import plex
+    from collectz.providers.plex import PlexClient
+    from collectz.providers.throttle import throttle_for
+    from collectz.services import integrations
+
+    client = PlexClient.from_config(integrations.config_for("plex"), throttle=throttle_for("plex"))
+    yield from plex.iter_records(client, job.options.get("sections") or [])
 
 
 _CONTENT_KEYS = ("media_type", "title", "year", "isbn", "ean", "upc", "asin", "tmdb_id", "release_date", "people",
@@ -320,6 +371,9 @@ def stage(job_id: int) -> int | None:
     except SourceError as exc:
         fail(job_id, str(exc))
         return None
+    except (ProviderError, IntegrationProblem) as exc:  # the provider said no or is down: say so, the user retries
+        fail(job_id, _provider_failure(exc))
+        return None
     except SQLAlchemyError:  # the database, not the file: leave the job to the sweeper's retry
         db.session.rollback()
         raise
@@ -332,15 +386,23 @@ def stage(job_id: int) -> int | None:
     if job is None:
         return None
     if number == 0:
-        fail(job_id, "The file has no rows to import.")
+        fail(job_id, "The Plex sections have nothing to import." if job.kind == "plex"
+             else "The file has no rows to import.")
         return None
     job.total = number
     job.staged_at = job.heartbeat_at = utcnow()
     db.session.commit()
-    if job.kind != "barcode":
+    if job.options.get("upload"):
         _upload_path(job).unlink(missing_ok=True)
         _upload_path(job).with_suffix(".json").unlink(missing_ok=True)
     return _next_chunk(job)
+
+
+def _provider_failure(exc: Exception) -> str:
+    """A provider problem in words for the job page (messages of ours: they never hold a secret)."""
+    if isinstance(exc, ProviderError):
+        return f"{exc}. Nothing was imported; check the server under Admin → Integrations and try again."
+    return str(getattr(exc, "message", "") or exc)
 
 
 def fail(job_id: int, error: str) -> None:
@@ -354,7 +416,7 @@ def fail(job_id: int, error: str) -> None:
     job.total = job.processed = job.created = job.updated = job.skipped = job.failed = 0
     _finish(job, "failed")
     db.session.commit()
-    if job.kind != "barcode":
+    if job.options.get("upload"):
         _upload_path(job).unlink(missing_ok=True)
         _upload_path(job).with_suffix(".json").unlink(missing_ok=True)
 

@@ -43,6 +43,10 @@ class BarcodeForm(FlaskForm):
                                                                       "autocapitalize": "off"})
 
 
+class PlexForm(FlaskForm):
+    """"Import from Plex": no fields, the sections are the admin's choice (Admin → Integrations)."""
+
+
 class MappingForm(Form):
     """Which column of the file feeds each of our fields, and the type of rows that do not say.
 

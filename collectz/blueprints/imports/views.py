@@ -15,7 +15,14 @@ from flask import Response, flash, request, stream_with_context, url_for
 from flask_login import current_user
 
 from collectz.blueprints.imports import bp
-from collectz.blueprints.imports.forms import BarcodeForm, FixRowForm, MappingForm, UploadForm, mapping_form
+from collectz.blueprints.imports.forms import (
+    BarcodeForm,
+    FixRowForm,
+    MappingForm,
+    PlexForm,
+    UploadForm,
+    mapping_form,
+)
 from collectz.extensions import db
 from collectz.importers import SourceError, barcode, csv_generic, delicious
 from collectz.jobs import imports as import_jobs
@@ -39,7 +46,7 @@ bp.before_request(feature_guard("imports"))
 
 # (tab, label, flag)
 TABS = (("csv", "CSV", "import_csv"), ("delicious", "Delicious Library", "import_delicious"),
-        ("barcode", "Barcode", "imports"))
+        ("plex", "Plex", "import_plex"), ("barcode", "Barcode", "imports"))
 STATUS_LABELS = {"queued": "Queued", "running": "Running", "succeeded": "Done", "failed": "Failed",
                  "cancelled": "Cancelled"}
 MATCH_MODES = {MATCHED_BY_IDENTIFIER: "By identifier", FALLBACK_AFTER_IDENTIFIER: "By title (identifier unmatched)",
@@ -92,6 +99,9 @@ def _render_index(tab: str, status: int = 200, **forms: Any) -> Response:
                        owners=imports_service.owners(history.items) if history and actor.is_admin else {},
                        upload_form=forms.get("upload_form") or UploadForm(formdata=None),
                        barcode_form=forms.get("barcode_form") or BarcodeForm(formdata=None),
+                       plex_form=forms.get("plex_form") or PlexForm(formdata=None),
+                       plex_sections=imports_service.plex_sections() if tab == "plex" else [],
+                       plex_error=forms.get("plex_error"),
                        max_mb=imports_service.settings().IMPORT_MAX_MB)
 
 
@@ -200,6 +210,20 @@ def barcode_start() -> Response:
         form.codes.errors = [*form.codes.errors, exc.message]
         return _render_index("barcode", status=422, barcode_form=form)
     return _started(job, _as_aware(job.created_at) >= before)
+
+
+@bp.route("/plex", methods=["POST"])
+@require_feature("import_plex")
+def plex_start() -> Response:
+    """Import the Plex sections an admin selected; one click, the job page follows the progress."""
+    actor = _actor()
+    require_writer(actor, "import items")
+    form = PlexForm()  # its CSRF token is checked app-wide, before this view
+    try:
+        job, created = imports_service.start_plex(actor)
+    except Conflict as exc:
+        return _render_index("plex", status=409, plex_form=form, plex_error=exc.message)
+    return _started(job, created)
 
 
 def _as_aware(moment: datetime) -> datetime:
