@@ -8,6 +8,7 @@ NAME_FILE (a path whose content is the value), which suits Docker secrets.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -94,6 +95,8 @@ class Settings:
     TMDB_BASE_URL: str = "https://api.themoviedb.org"
     TMDB_IMAGE_BASE_URL: str = "https://image.tmdb.org/t/p"
     OUTBOUND_TIMEOUT_SECONDS: int = 10
+    # "provider=url,provider=url": the server's own addresses for providers (a mirror; local fakes in tests).
+    PROVIDER_URL_OVERRIDES: str = ""
     TESTING: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -153,6 +156,7 @@ class Settings:
             value = getattr(self, name)
             if value and not value.startswith(("http://", "https://")):
                 raise ConfigError(f"{name} must start with http:// or https://, not {value!r}")
+        provider_urls(self.PROVIDER_URL_OVERRIDES)  # refuses a malformed list
         if self.INTEGRATION_ENCRYPTION_KEY:  # a key ring that is set must parse, in every environment
             from collectz.security.secrets import KeyRing
 
@@ -220,6 +224,21 @@ class Settings:
             # An import upload may be IMPORT_MAX_MB; the form around it adds a little.
             "MAX_CONTENT_LENGTH": (self.IMPORT_MAX_MB + 1) * 1024 * 1024,
         }
+
+
+def provider_urls(raw: str) -> dict[str, str]:
+    """PROVIDER_URL_OVERRIDES ("openlibrary=http://mirror:8080,musicbrainz=https://mb.example") as a dict."""
+    urls: dict[str, str] = {}
+    for entry in (raw or "").split(","):
+        if not entry.strip():
+            continue
+        key, sep, url = entry.partition("=")
+        key, url = key.strip(), url.strip()
+        if not sep or not re.fullmatch(r"[a-z0-9_]+", key) or not url.startswith(("http://", "https://")):
+            raise ConfigError("PROVIDER_URL_OVERRIDES is a comma-separated list of provider=http(s)://address, "
+                              f"not {entry.strip()!r}")
+        urls[key] = url.rstrip("/")
+    return urls
 
 
 def fields_of(cls: type) -> list[str]:

@@ -213,20 +213,22 @@ class HttpClient:
         return cls(config.provider, config.base_url or default_base_url, **kwargs)
 
     def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
-                headers: Mapping[str, str] | None = None, json: Any = None) -> requests.Response:
-        """Send one request (following same-origin redirects); a non-2xx answer raises a ProviderError."""
+                headers: Mapping[str, str] | None = None, json: Any = None,
+                data: str | bytes | Mapping[str, Any] | None = None) -> requests.Response:
+        """Send one request (following same-origin redirects); a non-2xx answer raises a ProviderError. `json` or
+        `data` (a raw body, e.g. IGDB's query language, or form fields) is the body."""
         method = method.upper()
         shown = self._shown_path(path)
         url = self.base_url + "/" + path.lstrip("/")
         all_params: dict[str, Any] | None = {**self._params, **dict(params or {})}
         all_headers = {**self._headers, **dict(headers or {})}
         for _hop in range(self.max_redirects + 1):
-            response = self._send(method, url, shown, all_params, all_headers, json)
+            response = self._send(method, url, shown, all_params, all_headers, json, data)
             if response.status_code not in REDIRECT_STATUSES:
                 return self._check_status(response, method, shown)
             url = self._redirect_target(response, url, method, shown)
             if response.status_code == 303 or (response.status_code in (301, 302) and method == "POST"):
-                method, json = "GET", None
+                method, json, data = "GET", None, None
             all_params = None  # the Location already carries whatever query the server wants
         raise BadResponse(self.provider, f"{method} {shown}: more than {self.max_redirects} redirects")
 
@@ -255,11 +257,11 @@ class HttpClient:
         return "/" + parts.path.lstrip("/")
 
     def _send(self, method: str, url: str, shown: str, params: Mapping[str, Any] | None,
-              headers: Mapping[str, str], json: Any) -> requests.Response:
+              headers: Mapping[str, str], json: Any, data: Any = None) -> requests.Response:
         if self.throttle is not None:
             self.throttle.acquire()
         try:
-            return self.session.request(method, url, params=params, headers=headers, json=json,
+            return self.session.request(method, url, params=params, headers=headers, json=json, data=data,
                                         timeout=(self.connect_timeout, self.timeout), allow_redirects=False)
         except requests.RequestException as exc:
             failure = self._transport_failure(exc, f"{method} {shown}")

@@ -11,6 +11,7 @@ import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from collectz.providers.base import SearchQuery
 from collectz.providers.config import ProviderConfig
 from collectz.providers.http import (
     BadCredentials,
@@ -412,3 +413,57 @@ def _episode_runtime(data: dict[str, Any]) -> int | None:
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_IMAGE_BASE_URL", "PROVIDER", "TmdbClient", "credentials",
            "error_from_body", "normalise_movie", "normalise_season", "normalise_tv"]
+
+
+# --- as a metadata provider (collectz.providers.base) ----------------------------------------------------------
+
+
+class TmdbProvider:
+    """TMDB as the enrichment service and the item form use it: movies and TV series."""
+
+    key = "tmdb"
+    media_types = ("movie", "tv_series")
+
+    def __init__(self, client: TmdbClient) -> None:
+        self.client = client
+
+    def __repr__(self) -> str:
+        return f"<TmdbProvider {self.client!r}>"
+
+    def check(self) -> None:
+        self.client.check()
+
+    def by_identifier(self, kind: str, value: str) -> list[Candidate]:
+        """By TMDB id (a movie first, then a series) or IMDb id; other identifiers: []."""
+        if kind == "tmdb_id" and str(value).isdigit():
+            for fetch in (self.client.movie, self.client.tv):
+                try:
+                    return [fetch(value)]
+                except NotFoundAt:
+                    continue
+            return []
+        if kind == "imdb_id":
+            return [self.details(c) for c in self.client.find(value, "imdb_id")]
+        return []
+
+    def search(self, query: SearchQuery, *, limit: int = 10) -> list[Candidate]:
+        if query.media_type == "movie":
+            found = self.client.search_movies(query.title, year=query.year)
+        elif query.media_type == "tv_series":
+            found = self.client.search_tv(query.title, year=query.year)
+        else:
+            found = self.client.search(query.title, year=query.year)
+        return found[:limit]
+
+    def details(self, candidate: Candidate) -> Candidate:
+        if candidate.provider != self.key:
+            return candidate
+        if candidate.media_type == "tv_series":
+            return self.client.tv(candidate.provider_id)
+        return self.client.movie(candidate.provider_id)
+
+
+def build(config: ProviderConfig, *, throttle: Throttle | None = None,
+          image_base_url: str = DEFAULT_IMAGE_BASE_URL) -> TmdbProvider:
+    """The provider for the saved TMDB card (its base URL, when set, is the address: e.g. a local fake in tests)."""
+    return TmdbProvider(TmdbClient.from_config(config, image_base_url=image_base_url, throttle=throttle))
