@@ -206,3 +206,14 @@ def test_production_needs_redis() -> None:
     del env["REDIS_URL"]
     with pytest.raises(ConfigError, match="REDIS_URL"):
         Settings.from_env(env)
+
+
+def test_provider_url_overrides_are_a_list_of_provider_addresses() -> None:
+    from collectz.config import provider_urls
+
+    s = Settings.from_env({"PROVIDER_URL_OVERRIDES": "openlibrary=http://127.0.0.1:8080/, tmdb=https://tmdb.mirror"})
+    assert provider_urls(s.PROVIDER_URL_OVERRIDES) == {"openlibrary": "http://127.0.0.1:8080",
+                                                       "tmdb": "https://tmdb.mirror"}
+    for bad in ("openlibrary", "openlibrary=ftp://x", "Open Library=http://x"):
+        with pytest.raises(ConfigError, match="PROVIDER_URL_OVERRIDES"):
+            Settings.from_env({"PROVIDER_URL_OVERRIDES": bad})
