@@ -12,7 +12,7 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from collectz.extensions import db
-from collectz.models import Media, MediaSource, User
+from collectz.models import Media, MediaSeason, MediaSource, MediaVariant, User
 from collectz.services import imports, integrations
 from collectz.services.errors import Conflict
 from tests.conftest import Actors, activity
@@ -66,20 +66,65 @@ def test_five_thousand_items_in_three_sections_import_with_exact_counts_and_agai
         assert media_count() == 4998
         by_type = dict(db.session.execute(select(Media.media_type, func.count()).group_by(Media.media_type)).all())
         assert by_type == {"movie": 2998, "tv_series": 1000, "audio": 1000}
+        # Each entry is known by its guid and by its rating key.
         assert db.session.scalar(select(func.count()).select_from(MediaSource)
-                                 .where(MediaSource.source == "plex")) == 5000
+                                 .where(MediaSource.source == "plex")) == 10000
         assert db.session.scalar(select(func.count()).select_from(Media).where(Media.copies == 2)) == 2
+        # Every show's seasons with the episodes owned; every movie's files (a few have a second, 4K file).
+        plan = [fake.season_plan(i) for i in range(FakePlex.ACCEPTANCE["shows"])]
+        assert db.session.scalar(select(func.count()).select_from(MediaSeason)) == sum(len(p) for p in plan)
+        assert db.session.scalar(select(func.sum(MediaSeason.available_episodes))) == \
+            sum(owned for p in plan for _n, owned in p)
+        files = db.session.scalar(select(func.count()).select_from(MediaVariant))
+        assert files >= 3000 and db.session.scalar(select(func.count()).select_from(Media).where(
+            Media.resolution == "4K")) >= 1
 
         again = imports.run_inline(imports.start_plex(user(actors, "bob"))[0].id)
         assert (again.status, again.total, again.created, again.updated, again.skipped, again.failed) == \
             ("succeeded", 5000, 0, 0, 5000, 0)
         assert media_count() == 4998
         assert {r.outcome for r in rows(again.id)} == {"skipped"}
+        assert db.session.scalar(select(func.count()).select_from(MediaVariant)) == files
     # The token went in a header only, and never into the job's record or the activity log.
     assert all("X-Plex-Token" not in query for _m, _p, query in fake.requests)
     with in_app(app):
         started = activity(app, "import.started")
         assert started and all(TOKEN not in repr(e.details) for e in started)
+
+
+def test_a_rematched_item_maps_back_by_its_rating_key_and_gains_new_files(app: Flask, actors: Actors):
+    from tests.imports_helpers import run_records
+
+    first = {"source_id": "local://9", "alt_source_ids": ["ratingKey:9"], "media_type": "movie", "title": "Nine",
+             "year": 2001, "formats": ["Digital"], "variants": [{"source_key": "m1", "resolution": "1080p"}]}
+    show = {"source_id": "plex://show/5", "alt_source_ids": ["ratingKey:5"], "media_type": "tv_series",
+            "title": "Five", "year": 2010, "seasons": [{"number": 1, "available": 6, "expected": 6},
+                                                      {"number": 2, "available": 3, "expected": 8}]}
+    with app.app_context():
+        job = run_records("bob@example.org", [first, show], kind="plex")
+        assert (job.created, job.updated) == (2, 0)
+        # The server matched the film meanwhile: a new guid, the same rating key, and a second (4K) file.
+        rematched = {**first, "source_id": "plex://movie/9", "plex_guid": "plex://movie/9",
+                     "variants": [{"source_key": "m1", "resolution": "1080p"},
+                                  {"source_key": "m2", "resolution": "4K", "edition": "Director's Cut"}]}
+        again = run_records("bob@example.org", [rematched, show], kind="plex")
+        assert (again.created, again.updated, again.skipped) == (0, 1, 1)
+        row = rows(again.id)[0]
+        assert (row.message, row.matched_by) == ("filled plex_guid; added files", "source:plex")
+        film = db.session.scalar(select(Media).where(Media.title == "Nine"))
+        assert film.resolution == "4K" and film.copies == 1
+        assert sorted(db.session.scalars(select(MediaVariant.source_key).where(MediaVariant.media_id == film.id))) \
+            == ["m1", "m2"]
+        seasons = db.session.execute(select(MediaSeason.season_number, MediaSeason.available_episodes,
+                                            MediaSeason.expected_episodes, MediaSeason.complete)
+                                     .order_by(MediaSeason.season_number)).all()
+        assert [tuple(r) for r in seasons] == [(1, 6, 6, True), (2, 3, 8, False)]
+        bad = run_records("bob@example.org", [{**first, "source_id": "x", "seasons": [{"number": 1}]},
+                                              {**show, "source_id": "y", "seasons": [{"available": 2}]}],
+                          kind="plex")
+        assert [r.outcome for r in rows(bad.id)] == ["failed", "failed"]
+        assert "only a TV series has seasons" in rows(bad.id)[0].message
+        assert "each season needs its number" in rows(bad.id)[1].message
 
 
 def test_only_the_selected_sections_are_read(make_app, actors: Actors):

@@ -23,6 +23,11 @@ Keys of a record (all optional except `title`; absent or empty means "not given"
                                     studio, label, ...); keys the type does not have are kept as metadata
     signed_by, signed_role, signed_on, signed_at               str
     cover_url       str   an image to fetch later (the cover job)
+    seasons         list[{number, available, expected}]  a series' seasons: episodes owned and episodes it has
+                          ("episode_count", as providers say, is read as expected)
+    variants        list[{source_key, resolution, video_codec, audio_codec, container, edition, file_path,
+                          size_bytes, duration_ms}]  files/editions (media_variants); source_key is required
+    alt_source_ids  list[str]  other stable ids of the same entry (a Plex rating key): a re-import maps back by any
     extra           dict[str, str]  anything else worth keeping, stored as item metadata (lossless import):
                                     purchase_date, purchase_price, current_value, owner, languages, ...
 """

@@ -5,14 +5,13 @@ back to the item it made, and the same film in two sections ("Movies" and "4K Mo
 `plex_guid` (a dedupe identifier) only when it names the item worldwide (`plex://…` or a legacy agent's guid); an
 unmatched item's `local://…` guid means something on this server only, so such items dedupe by title + year + type.
 
-The Record contract has no field for seasons or files yet: they travel in `extra` as JSON text, under `plex_seasons`
-(`[[season number, episodes owned, episodes expected or null], …]`) and `plex_variants` (a list of objects with the
-`media_variants` columns), until the import writer stores them in `media_seasons` / `media_variants`.
+A show's seasons (episodes owned per season) and an item's files (resolution, codecs, edition) go in the record's
+`seasons` and `variants`; the writer keeps them in `media_seasons` / `media_variants`. The rating key is an alternate
+source id: an item the server re-matches (its guid changes, `local://…` → `plex://…`) still maps back to its item.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict
 from typing import Any
@@ -25,8 +24,6 @@ SOURCE = "plex"
 FORMAT = "Digital"  # what a file on a media server is, among the formats a member owns
 MEDIA_TYPES = {"movie": "movie", "show": "tv_series", "album": "audio"}
 TMDB_MEDIA_TYPES = {"movie": "movie", "show": "tv"}
-# The import writer keeps metadata values up to this many characters; JSON lists are cut to fit, never mid-entry.
-EXTRA_MAX = 2000
 
 
 def iter_records(client: PlexClient, sections: Iterable[Mapping[str, Any]]) -> Iterator[Record]:
@@ -60,6 +57,10 @@ def record_of(item: PlexItem, *, line: int | None = None, section_title: str | N
         "rating": str(item.rating) if item.rating is not None else None, "formats": [FORMAT],
         "plex_guid": item.guid if item.is_agent_matched else None, "people": _people(item), "genres": item.genres,
         "details": _details(item, media_type), "extra": _extra(item, section_title),
+        "seasons": [{"number": number, "available": owned, "expected": expected}
+                    for number, owned, expected in item.seasons],
+        "variants": [variant_row(v) for v in item.variants],
+        "alt_source_ids": [f"ratingKey:{item.rating_key}"] if item.guid and item.rating_key else [],
     }
     if item.ids.get("tmdb_id") and item.type in TMDB_MEDIA_TYPES:
         record["tmdb_id"] = item.ids["tmdb_id"]
@@ -92,31 +93,21 @@ def _extra(item: PlexItem, section_title: str | None) -> dict[str, str]:
         "plex_rating_key": item.rating_key, "plex_section": section_title, "plex_thumb": item.thumb,
         "imdb_id": item.ids.get("imdb_id"), "tvdb_id": item.ids.get("tvdb_id"), "mbid": item.ids.get("mbid"),
         "content_rating": item.content_rating,
-        "plex_seasons": _json_list([list(season) for season in item.seasons]),
-        "plex_variants": _json_list([variant_row(v) for v in item.variants]),
     }
     if item.ids.get("tmdb_id") and item.type not in TMDB_MEDIA_TYPES:
         extra["tmdb_id"] = item.ids["tmdb_id"]
     return {key: str(value) for key, value in extra.items() if value not in (None, "")}
 
 
+VARIANT_COLUMNS = ("source_key", "resolution", "video_codec", "audio_codec", "container", "edition", "file_path",
+                   "size_bytes", "duration_ms")
+
+
 def variant_row(variant: PlexVariant) -> dict[str, Any]:
     """A variant with the names of the `media_variants` columns (source "plex", source_key = the Plex media id)."""
     row = asdict(variant)
     renamed = {"source_key": row.pop("media_id"), "file_path": row.pop("file"), "size_bytes": row.pop("size"), **row}
-    return {key: value for key, value in renamed.items() if value is not None}
-
-
-def _json_list(entries: list[Any]) -> str | None:
-    """Compact JSON of as many entries as fit the metadata limit (a cut list is still valid JSON)."""
-    if not entries:
-        return None
-    while entries:
-        text = json.dumps(entries, ensure_ascii=False, separators=(",", ":"))
-        if len(text) <= EXTRA_MAX:
-            return text
-        entries = entries[:-1]
-    return None
+    return {key: renamed[key] for key in VARIANT_COLUMNS if renamed.get(key) is not None}
 
 
 __all__ = ["SOURCE", "count", "iter_records", "record_of", "source_id", "variant_row"]

@@ -28,7 +28,15 @@ from sqlalchemy.orm import selectinload
 
 from collectz.extensions import db
 from collectz.importers import Record, media_type_of
-from collectz.models import Media, MediaGenre, MediaMetadata, MediaPerson, MediaSource
+from collectz.models import (
+    Media,
+    MediaGenre,
+    MediaMetadata,
+    MediaPerson,
+    MediaSeason,
+    MediaSource,
+    MediaVariant,
+)
 from collectz.models.media import make_sort_title
 from collectz.models.media_types import MEDIA_TYPES, PERSON_ROLES, TYPE_DETAILS
 from collectz.services.errors import InvalidInput
@@ -70,6 +78,14 @@ class Incoming:
     rating: float | None
     plex_guid: str | None
     metadata: dict[str, str] = field(default_factory=dict)
+    # (season number, episodes owned, episodes the season has) — series only
+    seasons: list[tuple[int, int | None, int | None]] = field(default_factory=list)
+    variants: list[dict[str, Any]] = field(default_factory=list)  # media_variants columns, source_key required
+    alt_source_ids: list[str] = field(default_factory=list)  # other ids of the same entry (a Plex rating key)
+
+    @property
+    def source_ids(self) -> list[str]:
+        return [i for i in (self.source_id, *self.alt_source_ids) if i]
 
     @property
     def columns(self) -> dict[str, Any]:
@@ -219,9 +235,72 @@ def convert(record: Record, default_type: str = "other") -> Incoming:
         errors.extend(f"{_FIELD_LABELS.get(k, k)}: {_lower(v)}" for k, v in exc.fields.items())
     if errors:
         raise RowError("; ".join(dict.fromkeys(errors)))
+    seasons = _seasons(record.get("seasons"), media_type, errors)
+    variants = _variants(record.get("variants"), errors)
+    if errors:
+        raise RowError("; ".join(dict.fromkeys(errors)))
     plex_guid = _text(record.get("plex_guid"))
-    return Incoming(source_id=_text(record.get("source_id")), cleaned=cleaned, rating=rating,
-                    plex_guid=plex_guid[:255] if plex_guid else None, metadata=metadata)
+    source_id = _text(record.get("source_id"))
+    alt = [a[:255] for a in dict.fromkeys(_list(record.get("alt_source_ids"))) if a[:255] != source_id]
+    return Incoming(source_id=source_id, cleaned=cleaned, rating=rating,
+                    plex_guid=plex_guid[:255] if plex_guid else None, metadata=metadata, seasons=seasons,
+                    variants=variants, alt_source_ids=alt)
+
+
+def _count(value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not str(value).strip().isdigit():
+        raise ValueError
+    return int(str(value).strip())
+
+
+def _seasons(raw: Any, media_type: str, errors: list[str]) -> list[tuple[int, int | None, int | None]]:
+    """A record's seasons ({number, available, expected}; a provider's "episode_count" is the expected count)."""
+    if not raw:
+        return []
+    if media_type != "tv_series":
+        errors.append("seasons: only a TV series has seasons")
+        return []
+    seasons: dict[int, tuple[int, int | None, int | None]] = {}
+    for entry in raw if isinstance(raw, list) else [raw]:
+        try:
+            number = _count(entry.get("number"))
+            available = _count(entry.get("available"))
+            expected = _count(entry.get("expected", entry.get("episode_count")))
+        except (AttributeError, ValueError):
+            errors.append(f"seasons: {str(entry)[:60]!r} is not a season (number, episodes owned, episodes)")
+            continue
+        if number is None:
+            errors.append("seasons: each season needs its number")
+            continue
+        seasons.setdefault(number, (number, available, expected))
+    return sorted(seasons.values())
+
+
+_VARIANT_TEXT = {"source_key": 255, "resolution": 16, "video_codec": 32, "audio_codec": 32, "container": 16,
+                 "edition": 100, "file_path": 4000}
+_VARIANT_NUMBERS = ("size_bytes", "duration_ms")
+
+
+def _variants(raw: Any, errors: list[str]) -> list[dict[str, Any]]:
+    """A record's files/editions as media_variants rows (known columns only, within their lengths)."""
+    variants: dict[str, dict[str, Any]] = {}
+    for entry in raw or []:
+        if not isinstance(entry, dict) or not _text(entry.get("source_key")):
+            errors.append("variants: each file needs its source key")
+            continue
+        row: dict[str, Any] = {}
+        for name, limit in _VARIANT_TEXT.items():
+            text = _text(entry.get(name))
+            row[name] = text[:limit] if text else None
+        for name in _VARIANT_NUMBERS:
+            try:
+                row[name] = _count(entry.get(name))
+            except ValueError:
+                row[name] = None
+        variants.setdefault(row["source_key"], row)
+    return list(variants.values())
 
 
 _FIELD_LABELS = {"media_type": "type", "ean": "EAN/UPC", "isbn": "ISBN", "asin": "ASIN", "tmdb_id": "TMDB id"}
@@ -302,7 +381,7 @@ def _load_candidates(ctx: BatchContext, batch: list[Incoming]) -> _Index:
     found: dict[int, Media] = {}
     rest = batch
     if ctx.source:
-        ids = {i.source_id for i in batch if i.source_id}
+        ids = {source_id for i in batch for source_id in i.source_ids}
         if ids:
             rows = db.session.execute(select(MediaSource.source_id, MediaSource.media_id).where(
                 MediaSource.source == ctx.source, MediaSource.source_id.in_(ids))).all()
@@ -311,7 +390,7 @@ def _load_candidates(ctx: BatchContext, batch: list[Incoming]) -> _Index:
                 if media_id in medias:
                     index.by_source[source_id] = medias[media_id]
             found.update(medias)
-            rest = [i for i in batch if i.source_id not in index.by_source]
+            rest = [i for i in batch if not any(sid in index.by_source for sid in i.source_ids)]
     wanted: dict[str, set[Any]] = {name: set() for name in ID_ORDER}
     for item in rest:
         for name in ID_ORDER:
@@ -459,6 +538,7 @@ class NewItem:
         self.rating, self.plex_guid = item.rating, item.plex_guid
         self.people: list[Credit] = list(item.cleaned.people or ())
         self.genres: list[str] = list(item.cleaned.genres or ())
+        self.variant_resolutions = [v.get("resolution") for v in item.variants]
 
     def row(self, people: dict[str, Any]) -> dict[str, Any]:
         values = {name: getattr(self, name) for name in _INSERT_COLUMNS}
@@ -467,7 +547,7 @@ class NewItem:
         values["search_text"] = compose_search_text(
             title=self.title, original_title=self.original_title, people=names, details=self.type_details,
             notes=self.notes, identifiers=(self.isbn13, self.ean13, self.asin))
-        values.update(derived_columns(self.media_type, self.formats, self.type_details))
+        values.update(derived_columns(self.media_type, self.formats, self.type_details, self.variant_resolutions))
         return values
 
 
@@ -532,12 +612,14 @@ def write_batch(ctx: BatchContext, items: list[Incoming | RowError]) -> list[Out
         if outcome.outcome == "created" and isinstance(media, NewItem):
             news.append(media)
         touched.append((outcome, item, media))
-        if ctx.source and item.source_id and item.source_id not in index.by_source:
-            index.by_source[item.source_id] = media
-            index.same_source.add(media)
-            new_sources.append((item.source_id, media))
+        for source_id in item.source_ids if ctx.source else ():
+            if source_id not in index.by_source:
+                index.by_source[source_id] = media
+                index.same_source.add(media)
+                new_sources.append((source_id, media))
     db.session.flush()  # changes to existing items
     _insert_new(news, people, genres)
+    gained = _add_seasons_and_variants(ctx, touched, index.loaded)
     metadata_rows = []
     refreshed: set[int] = set()
     for outcome, item, media in touched:
@@ -549,8 +631,13 @@ def write_batch(ctx: BatchContext, items: list[Incoming | RowError]) -> list[Out
             if key not in have:
                 have.add(key)
                 metadata_rows.append({"media_id": media.id, "key": key, "value": value})
+        if media.id in gained and outcome.outcome in ("skipped", "updated"):
+            added = "added " + gained[media.id]
+            outcome.message = added if outcome.outcome == "skipped" else f"{outcome.message}; {added}"
+            outcome.outcome = "updated"
         if outcome.outcome == "updated" and isinstance(media, Media) and media.id not in refreshed:
             refreshed.add(media.id)
+            db.session.expire(media, ["seasons"])
             refresh_media_index(media)
     if new_sources:
         db.session.execute(MediaSource.__table__.insert(), [
@@ -561,10 +648,51 @@ def write_batch(ctx: BatchContext, items: list[Incoming | RowError]) -> list[Out
     return outcomes
 
 
+def _add_seasons_and_variants(ctx: BatchContext, touched: list[tuple[Outcome, Incoming, Media | NewItem]],
+                              loaded: set[int]) -> dict[int, str]:
+    """Insert the seasons and files (variants) items do not have yet; returns what each item gained, by id.
+    A season or file already recorded is left as it is (a member may have edited it)."""
+    wanted = [(item, media) for _o, item, media in touched if item.seasons or item.variants]
+    if not wanted:
+        return {}
+    source = ctx.source or "import"
+    ids = {media.id for _i, media in wanted if media.id in loaded}
+    have_seasons: set[tuple[int, int]] = set()
+    have_variants: set[tuple[int, str]] = set()
+    if ids:
+        have_seasons = {tuple(r) for r in db.session.execute(select(
+            MediaSeason.media_id, MediaSeason.season_number).where(MediaSeason.media_id.in_(ids)))}
+        have_variants = {tuple(r) for r in db.session.execute(select(
+            MediaVariant.media_id, MediaVariant.source_key).where(MediaVariant.media_id.in_(ids),
+                                                                  MediaVariant.source == source))}
+    season_rows: list[dict[str, Any]] = []
+    variant_rows: list[dict[str, Any]] = []
+    gained: dict[int, list[str]] = {}
+    for item, media in wanted:
+        for number, available, expected in item.seasons:
+            if (media.id, number) not in have_seasons:
+                have_seasons.add((media.id, number))
+                season_rows.append({"media_id": media.id, "season_number": number, "available_episodes": available,
+                                    "expected_episodes": expected, "complete": bool(
+                                        expected is not None and available is not None and available >= expected)})
+                gained.setdefault(media.id, []).append("seasons")
+        for variant in item.variants:
+            if (media.id, variant["source_key"]) not in have_variants:
+                have_variants.add((media.id, variant["source_key"]))
+                variant_rows.append({"media_id": media.id, "source": source, **variant})
+                gained.setdefault(media.id, []).append("files")
+    if season_rows:
+        db.session.execute(MediaSeason.__table__.insert(), season_rows)
+    if variant_rows:
+        db.session.execute(MediaVariant.__table__.insert(), variant_rows)
+    return {media_id: " and ".join(dict.fromkeys(kinds)) for media_id, kinds in gained.items()}
+
+
 def _decide(ctx: BatchContext, item: Incoming, index: _Index, people: dict[str, Any],
             genres: dict[str, Any]) -> tuple[Outcome, Media | NewItem | None]:
-    if item.source_id and item.source_id in index.by_source:
-        media = index.by_source[item.source_id]
+    known = next((sid for sid in item.source_ids if sid in index.by_source), None)
+    if known is not None:
+        media = index.by_source[known]
         filled = _fill(media, item, people, genres)
         mode, by = MATCHED_BY_IDENTIFIER, f"source:{ctx.source}"
         if filled:
