@@ -17,6 +17,7 @@ import logging
 from collectz.config import current_settings, provider_urls
 from collectz.providers.base import MetadataProvider
 from collectz.providers.config import ProviderConfig
+from collectz.providers.http import ProviderError
 
 log = logging.getLogger("collectz.providers")
 
@@ -85,7 +86,11 @@ def build(key: str) -> MetadataProvider | None:
     except IntegrationProblem as exc:
         log.warning("integration not usable", extra={"fields": {"provider": card, "reason": exc.__class__.__name__}})
         return None
-    return module.build(_with_override(key, config), throttle=throttle_for(key))
+    try:
+        return module.build(_with_override(key, config), throttle=throttle_for(key))
+    except ProviderError as exc:  # e.g. a card saved without a value its client needs
+        log.warning("provider not usable", extra={"fields": {"provider": key, "status": exc.status}})
+        return None
 
 
 def _with_override(key: str, config: ProviderConfig) -> ProviderConfig:
