@@ -290,11 +290,21 @@ class HttpClient:
                                              "set the base address to the server that answers")
         return target
 
+    def error_for(self, response: requests.Response, where: str) -> ProviderError | None:
+        """For subclasses: the error a provider's non-2xx answer describes when its body says more than its status
+        (e.g. a bad key answered with 400). None: map by status. `where` is safe to put in a message."""
+        return None
+
     def _check_status(self, response: requests.Response, method: str, shown: str) -> requests.Response:
         code = response.status_code
         if 200 <= code < 300:
             return response
         where = f"{method} {shown} answered {code}"
+        special = self.error_for(response, where)
+        if special is not None:
+            if isinstance(special, RateLimited) and self.throttle is not None:
+                self.throttle.penalize(special.retry_after)
+            raise special
         if code in (401, 403):
             raise BadCredentials(self.provider, f"{where}: the API key or token was refused")
         if code == 404:

@@ -64,13 +64,13 @@ class TwitchHttp(HttpClient):
     client"}` and a wrong secret with 403 `{"message": "invalid client secret"}`: both are bad credentials, which
     status alone would not say for the 400."""
 
-    def _check_status(self, response: requests.Response, method: str, shown: str) -> requests.Response:
+    def error_for(self, response: requests.Response, where: str) -> ProviderError | None:
         if response.status_code == 400:
             said = _twitch_message(response)
             if "client" in said:
-                raise BadCredentials(self.provider, f"{method} {shown} answered 400: Twitch says {said!r}; check "
-                                                    "the client ID and secret in the IGDB integration's settings")
-        return super()._check_status(response, method, shown)
+                return BadCredentials(self.provider, f"{where}: Twitch says {said!r}; check the client ID and "
+                                                     "secret in the IGDB integration's settings")
+        return None
 
 
 def _twitch_message(response: requests.Response) -> str:
