@@ -255,16 +255,33 @@ def test_plex_may_be_on_the_lan_but_other_providers_may_not(ctx, actors: Actors)
 # --- Test -------------------------------------------------------------------------------------------------------
 
 def test_a_provider_without_a_client_or_without_its_key_says_so(ctx, actors: Actors):
-    books = service.test(alice(actors), "books")
-    assert books.status == "unsupported" and books.last_error == service.UNSUPPORTED_MESSAGE
-    assert books.status_label == "not available" and books.last_checked_at is not None
+    covers = service.test(alice(actors), "covers")
+    assert covers.status == "unsupported" and covers.last_error == service.UNSUPPORTED_MESSAGE
+    assert covers.status_label == "not available" and covers.last_checked_at is not None
 
     tmdb = service.test(alice(actors), "tmdb")
     assert tmdb.status == "not_configured" and "API key" in tmdb.last_error
 
     events = activity(ctx, "integration.tested")
     assert [(e.entity_id, e.details["result"], e.status) for e in events] == [
-        ("books", "unsupported", "failed"), ("tmdb", "not_configured", "failed")]
+        ("covers", "unsupported", "failed"), ("tmdb", "not_configured", "failed")]
+
+
+def test_the_books_card_tests_the_chosen_service_at_the_server_s_address(make_app, actors: Actors):
+    from tests.fakes.openlibrary import FakeOpenLibrary
+
+    fake = FakeOpenLibrary()
+    with serve_wsgi(fake) as server:
+        app = make_app(PROVIDER_URL_OVERRIDES=f"openlibrary={server.url}", OUTBOUND_TIMEOUT_SECONDS=1)
+        with in_app(app):
+            assert service.test(alice(actors), "books").status == "ok"  # Open Library needs no key
+            fake.mode = "error"
+            assert service.test(alice(actors), "books").status == "unavailable"
+            fake.mode = "ok"
+            # Google Books is chosen now; the server knows no other address for it: the real one is not reachable
+            # from the tests, so only the wiring is checked (not "unsupported").
+            service.save(alice(actors), "books", {"enabled": True, "provider": "googlebooks"})
+            assert service.test(alice(actors), "books").status != "unsupported"
 
 
 def test_tmdb_test_against_the_fake_maps_each_failure_to_its_badge(make_app, actors: Actors):

@@ -133,10 +133,10 @@ def test_a_refused_save_is_422_with_the_message_on_the_card(app: Flask, actors: 
 def test_test_button_records_a_badge_plain_and_with_htmx(app: Flask, actors: Actors):
     admin = actors.client("alice")
 
-    plain = admin.post(f"{URL}/books/test")
-    assert plain.status_code == 303 and plain.headers["Location"] == f"{URL}#integration-books"
-    books = card(html(admin.get(URL)), "books")
-    assert 'data-status="unsupported"' in books and "Testing this provider is not available in this version" in books
+    plain = admin.post(f"{URL}/covers/test")
+    assert plain.status_code == 303 and plain.headers["Location"] == f"{URL}#integration-covers"
+    covers = card(html(admin.get(URL)), "covers")
+    assert 'data-status="unsupported"' in covers and "Testing this provider is not available in this version" in covers
 
     fragment = admin.post(f"{URL}/tmdb/test", headers=HTMX)
     body = assert_fragment(fragment, "tmdb")

@@ -87,13 +87,14 @@ def build(key: str) -> MetadataProvider | None:
         log.warning("integration not usable", extra={"fields": {"provider": card, "reason": exc.__class__.__name__}})
         return None
     try:
-        return module.build(_with_override(key, config), throttle=throttle_for(key))
+        return module.build(with_override(key, config), throttle=throttle_for(key))
     except ProviderError as exc:  # e.g. a card saved without a value its client needs
         log.warning("provider not usable", extra={"fields": {"provider": key, "status": exc.status}})
         return None
 
 
-def _with_override(key: str, config: ProviderConfig) -> ProviderConfig:
+def with_override(key: str, config: ProviderConfig) -> ProviderConfig:
+    """The config at the server's override address for `key` (PROVIDER_URL_OVERRIDES), if any."""
     url = provider_urls(current_settings().PROVIDER_URL_OVERRIDES).get(key)
     if url is None:
         return config

@@ -10,6 +10,7 @@ never breaks the page or another provider.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -578,8 +579,29 @@ def _plex_client(config: ProviderConfig) -> Any:
     return PlexClient.from_config(config)
 
 
-# Providers whose client exists; the others answer "unsupported" to Test.
-CLIENTS: dict[str, Callable[[ProviderConfig], Any]] = {"tmdb": _tmdb_client, "plex": _plex_client}
+def _chosen(card: str, setting: str, default: str) -> Callable[[ProviderConfig], Any]:
+    """A card whose service is a choice (Books: Open Library or Google Books...): the chosen provider's client,
+    at the server's override address if one is set."""
+
+    def build(config: ProviderConfig) -> Any:
+        from collectz.providers import registry
+
+        key = str(config.settings.get(setting) or default)
+        if key not in registry.PROVIDERS:  # e.g. comics' fallback "none"
+            key = default
+        module = importlib.import_module(registry.PROVIDERS[key][0])
+        return module.build(registry.with_override(key, config))
+
+    return build
+
+
+# Each card's client for Test; a provider module this version does not ship answers "unsupported".
+CLIENTS: dict[str, Callable[[ProviderConfig], Any]] = {
+    "tmdb": _tmdb_client, "plex": _plex_client,
+    "books": _chosen("books", "provider", "openlibrary"), "music": _chosen("music", "provider", "musicbrainz"),
+    "barcode": _chosen("barcode", "preset", "upcitemdb"), "igdb": _chosen("igdb", "provider", "igdb"),
+    "comics": _chosen("comics", "primary", "metron"), "comicvine": _chosen("comicvine", "provider", "comicvine"),
+}
 
 
 @dataclass(frozen=True)
