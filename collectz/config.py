@@ -46,6 +46,17 @@ def parse_bool(name: str, raw: str) -> bool:
     raise ConfigError(f"{name} must be true or false, not {raw!r}")
 
 
+def parse_fraction(name: str, raw: str) -> float:
+    """A number between 0 and 1 inclusive (a score threshold); anything else is a start-up error."""
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be a number between 0 and 1, not {raw!r}") from None
+    if not 0.0 <= value <= 1.0:  # also refuses nan and inf
+        raise ConfigError(f"{name} must be between 0 and 1, not {raw.strip()}")
+    return value
+
+
 def parse_int(name: str, raw: str, minimum: int | None = None) -> int:
     try:
         value = int(raw.strip())
@@ -97,6 +108,8 @@ class Settings:
     OUTBOUND_TIMEOUT_SECONDS: int = 10
     # "provider=url,provider=url": the server's own addresses for providers (a mirror; local fakes in tests).
     PROVIDER_URL_OVERRIDES: str = ""
+    # A provider match scoring at least this (0..1) is applied by itself; below it the item goes to Review.
+    ENRICH_CONFIDENCE_THRESHOLD: float = 0.85
     TESTING: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -137,6 +150,8 @@ class Settings:
                 setattr(s, f, parse_bool(f, value))
             elif isinstance(current, int):
                 setattr(s, f, parse_int(f, value, minimum=INT_MINIMUMS.get(f, 0)))
+            elif isinstance(current, float):
+                setattr(s, f, parse_fraction(f, value))
             else:
                 setattr(s, f, value.strip())
         if raw("SESSION_COOKIE_SECURE") is None and s.production:
@@ -157,6 +172,7 @@ class Settings:
             if value and not value.startswith(("http://", "https://")):
                 raise ConfigError(f"{name} must start with http:// or https://, not {value!r}")
         provider_urls(self.PROVIDER_URL_OVERRIDES)  # refuses a malformed list
+        parse_fraction("ENRICH_CONFIDENCE_THRESHOLD", str(self.ENRICH_CONFIDENCE_THRESHOLD))
         if self.INTEGRATION_ENCRYPTION_KEY:  # a key ring that is set must parse, in every environment
             from collectz.security.secrets import KeyRing
 

@@ -35,7 +35,7 @@ from collectz.models import ImportRow, Invite, Media, PasswordReset, SyncJob, Us
 from collectz.models.base import utcnow
 from collectz.queue import get_queue
 from collectz.security import passwords
-from collectz.services import flags
+from collectz.services import enrichment, flags
 from tests.conftest import Actors, activity
 
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
@@ -54,6 +54,7 @@ SPECIAL = {
 SPECIAL_BLUEPRINTS = {"auth": "sign-in flows and the account's own profile (tests/test_auth.py)"}
 # GET-only routes that serve a write form's parts, so viewers get 403 there as on the form itself.
 WRITE_HELPERS = {"library.media_fields": "the type-specific part of the add/edit item form",
+                 "library.lookup": "the look-up box of the add/edit item form (candidates to fill it with)",
                  "imports.csv_map": "the column-mapping step of the CSV import form"}
 # Member routes about one member's own record (the placeholder's import job is bob's): another member who is not
 # an admin reading them gets 404, as if it did not exist (tests/test_imports_web.py covers owner and admin).
@@ -142,6 +143,7 @@ PLACEHOLDERS: dict[str, Callable[[World], Any]] = {
     "reset_id": lambda w: w.lazy("reset_id", lambda: _reset_id(w)),
     "job_id": lambda w: w.lazy("job_id", lambda: _job_id(w)),
     "row_id": lambda w: w.lazy("row_id", lambda: _row_id(w)),  # a failed row of that job
+    "review_id": lambda w: w.lazy("review_id", lambda: enrichment.open_review(w.media_id, [], "rbac").id),  # bob's item
     "token": lambda w: w.lazy("token", lambda: _upload_token(w)),  # a CSV file bob uploaded, not yet imported
     # an rq job waiting on one of our queues (Admin → Queues shows it; retry/delete answer 409 for it)
     "rq_job_id": lambda w: w.lazy(

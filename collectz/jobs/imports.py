@@ -50,6 +50,10 @@ def run_chunk(job_id: int, chunk: int) -> int | None:
         next_chunk = imports.process_chunk(job_id, chunk)
         if next_chunk is not None:
             enqueue_chunk(job_id, next_chunk)
+        elif imports.finished_ok(job_id):
+            from collectz.jobs.enrichment import enqueue_for_import
+
+            enqueue_for_import(job_id)  # metadata for what the import made, on the enrichment queue
         return next_chunk
 
 

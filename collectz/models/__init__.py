@@ -2,6 +2,7 @@
 
 from collectz.models.audit import ActivityLog
 from collectz.models.base import Base
+from collectz.models.enrichment import EnrichmentReview
 from collectz.models.jobs import ImportRow, SyncJob
 from collectz.models.media import (
     Genre,
@@ -20,7 +21,8 @@ from collectz.models.settings import AppIntegration, FeatureFlag
 from collectz.models.user import Invite, PasswordReset, User, UserSession
 
 __all__ = [
-    "ActivityLog", "AppIntegration", "Base", "FeatureFlag", "Genre", "ImportRow", "Invite", "Library", "Media",
+    "ActivityLog", "AppIntegration", "Base", "EnrichmentReview", "FeatureFlag", "Genre", "ImportRow", "Invite",
+    "Library", "Media",
     "MediaGenre", "MediaMetadata", "MediaPerson", "MediaSeason", "MediaSource", "MediaUserState", "MediaVariant",
     "PasswordReset", "Person", "SyncJob", "User", "UserSession",
 ]

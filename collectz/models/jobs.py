@@ -77,4 +77,5 @@ class ImportRow(Base):
     message: Mapped[str | None] = mapped_column(Text)
     raw: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     media_id: Mapped[int | None] = mapped_column(ForeignKey("media.id", ondelete="SET NULL"))
+    enrichment: Mapped[str | None] = mapped_column(String(300))  # what enrichment did for the row's item
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

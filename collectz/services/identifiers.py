@@ -21,27 +21,27 @@ class IdentifierError(ValueError):
 
 def normalise_isbn(raw: str) -> str:
     """ISBN-10 or ISBN-13 (any hyphens/spaces) → ISBN-13."""
-    value = isbn.compact(raw or "")
     try:
-        isbn.validate(value)
+        value = isbn.validate(raw or "")  # compacts, then checks (imports call this for every row: once, not twice)
     except InvalidChecksum:
         raise IdentifierError("This ISBN's check digit is wrong: check the number.") from None
     except ValidationError:
         raise IdentifierError("Enter a 10- or 13-digit ISBN.") from None
-    return isbn.to_isbn13(value)
+    return value if len(value) == 13 else isbn.to_isbn13(value)
 
 
 def normalise_ean(raw: str) -> str:
     """UPC-A (12 digits) or EAN-13 → EAN-13."""
-    value = ean.compact(raw or "")
-    if len(value) not in (12, 13):
-        raise IdentifierError("Enter a 12-digit UPC or a 13-digit EAN.")
     try:
-        ean.validate(value)
+        value = ean.validate(raw or "")  # compacts, then checks
     except InvalidChecksum:
+        if len(ean.compact(raw or "")) not in (12, 13):  # the shape is the problem, not the digit
+            raise IdentifierError("Enter a 12-digit UPC or a 13-digit EAN.") from None
         raise IdentifierError("This barcode's check digit is wrong: check the number.") from None
     except ValidationError:
         raise IdentifierError("Enter a 12-digit UPC or a 13-digit EAN.") from None
+    if len(value) not in (12, 13):  # EAN-8 and GTIN-14 are valid EANs, but not what an item carries
+        raise IdentifierError("Enter a 12-digit UPC or a 13-digit EAN.")
     return value.zfill(13)
 
 

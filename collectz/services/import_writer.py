@@ -20,7 +20,7 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 from sqlalchemy import func, or_, select, text, tuple_
@@ -29,6 +29,7 @@ from sqlalchemy.orm import selectinload
 from collectz.extensions import db
 from collectz.importers import Record, media_type_of
 from collectz.models import (
+    Genre,
     Media,
     MediaGenre,
     MediaMetadata,
@@ -39,6 +40,7 @@ from collectz.models import (
 )
 from collectz.models.media import make_sort_title
 from collectz.models.media_types import MEDIA_TYPES, PERSON_ROLES, TYPE_DETAILS
+from collectz.services.bulk_rows import insert_rows
 from collectz.services.errors import InvalidInput
 from collectz.services.indexing import compose_search_text, derived_columns, refresh_media_index
 from collectz.services.media import COLUMNS, Cleaned, MediaInput
@@ -121,6 +123,7 @@ class Outcome:
 _PUNCT = re.compile(r"[^\w\s]", re.UNICODE)
 
 
+@lru_cache(maxsize=65536)  # a catalog repeats titles (other years, other types): computed once each
 def title_key(title: str) -> str:
     """A title as dedupe compares it: case, accents, punctuation, spacing and a leading article folded."""
     folded = unicodedata.normalize("NFKD", title or "")
@@ -513,13 +516,14 @@ def _fill(media: Media, item: Incoming, people: dict[str, Any], genres: dict[str
         media.people = list(item.cleaned.people) if new else _credits(item.cleaned.people, people)
         filled.append("people")
     if item.cleaned.genres and not media.genres:
-        media.genres = list(item.cleaned.genres) if new else ordered_genres(item.cleaned.genres, genres)
+        media.genres = list(item.cleaned.genres) if new else [  # ORM genres for an existing item's relationship
+            db.session.get(Genre, g.id) for g in ordered_genres(item.cleaned.genres, genres)]
         filled.append("genres")
     return filled
 
 
 def _credits(credits: Iterable[Credit], people: dict[str, Any]) -> list[MediaPerson]:
-    return [MediaPerson(person=person, role=credit.role, position=position)
+    return [MediaPerson(person_id=person.id, role=credit.role, position=position)
             for person, credit, position in ordered_credits(credits, people)]
 
 
@@ -567,11 +571,9 @@ def _insert_new(news: list[NewItem], people: dict[str, Any], genres: dict[str, A
         return
     for new, media_id in zip(news, _new_ids(len(news)), strict=True):
         new.id = media_id
-    # Ids are chosen first. RETURNING makes SQLAlchemy send the rows as a few multi-row INSERT statements
-    # ("insertmanyvalues") rather than one statement per row: on SQLite the full-text trigger flushes its index at
-    # every statement, which made a per-row executemany four times slower.
-    db.session.execute(Media.__table__.insert().returning(Media.id),
-                       [{"id": new.id, **new.row(people)} for new in news])
+    # Ids are chosen first, so the rows go in as a few multi-row INSERTs (on SQLite the full-text trigger flushes
+    # its index once per statement: a statement per row made imports four times slower).
+    insert_rows(Media.__table__, [{"id": new.id, **new.row(people)} for new in news])
     credit_rows: list[dict[str, Any]] = []
     genre_rows: list[dict[str, Any]] = []
     for new in news:
@@ -579,9 +581,9 @@ def _insert_new(news: list[NewItem], people: dict[str, Any], genres: dict[str, A
                         for person, credit, position in ordered_credits(new.people, people)]
         genre_rows += [{"media_id": new.id, "genre_id": genre.id} for genre in ordered_genres(new.genres, genres)]
     if credit_rows:
-        db.session.execute(MediaPerson.__table__.insert(), credit_rows)
+        insert_rows(MediaPerson.__table__, credit_rows)
     if genre_rows:
-        db.session.execute(MediaGenre.__table__.insert(), genre_rows)
+        insert_rows(MediaGenre.__table__, genre_rows)
 
 
 def write_batch(ctx: BatchContext, items: list[Incoming | RowError]) -> list[Outcome]:
@@ -589,8 +591,8 @@ def write_batch(ctx: BatchContext, items: list[Incoming | RowError]) -> list[Out
     valid = [i for i in items if isinstance(i, Incoming)]
     index = _load_candidates(ctx, valid)
     matched_ids = index.loaded
-    people = get_or_create_people(c.name for i in valid for c in (i.cleaned.people or ()))
-    genres = get_or_create_genres(g for i in valid for g in (i.cleaned.genres or ()))
+    people = get_or_create_people((c.name for i in valid for c in (i.cleaned.people or ())), light=True)
+    genres = get_or_create_genres((g for i in valid for g in (i.cleaned.genres or ())), light=True)
     existing_meta: dict[int, set[str]] = {}
     if matched_ids:
         for media_id, key in db.session.execute(select(MediaMetadata.media_id, MediaMetadata.key).where(
@@ -640,10 +642,10 @@ def write_batch(ctx: BatchContext, items: list[Incoming | RowError]) -> list[Out
             db.session.expire(media, ["seasons"])
             refresh_media_index(media)
     if new_sources:
-        db.session.execute(MediaSource.__table__.insert(), [
+        insert_rows(MediaSource.__table__, [
             {"media_id": media.id, "source": ctx.source, "source_id": source_id} for source_id, media in new_sources])
     if metadata_rows:
-        db.session.execute(MediaMetadata.__table__.insert(), metadata_rows)
+        insert_rows(MediaMetadata.__table__, metadata_rows)
     db.session.flush()
     return outcomes
 
@@ -682,9 +684,9 @@ def _add_seasons_and_variants(ctx: BatchContext, touched: list[tuple[Outcome, In
                 variant_rows.append({"media_id": media.id, "source": source, **variant})
                 gained.setdefault(media.id, []).append("files")
     if season_rows:
-        db.session.execute(MediaSeason.__table__.insert(), season_rows)
+        insert_rows(MediaSeason.__table__, season_rows)
     if variant_rows:
-        db.session.execute(MediaVariant.__table__.insert(), variant_rows)
+        insert_rows(MediaVariant.__table__, variant_rows)
     return {media_id: " and ".join(dict.fromkeys(kinds)) for media_id, kinds in gained.items()}
 
 

@@ -33,9 +33,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from flask import current_app
-from sqlalchemy import bindparam, delete, func, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from collectz.extensions import db
@@ -45,6 +43,7 @@ from collectz.models.base import utcnow
 from collectz.providers.http import ProviderError
 from collectz.security.permissions import require_writer
 from collectz.services import audit
+from collectz.services.bulk_rows import insert_rows, update_rows
 from collectz.services.errors import Conflict, Forbidden, InvalidInput, NotFound
 from collectz.services.import_writer import BatchContext, Incoming, Outcome, RowError, convert, write_batch
 from collectz.services.integrations import IntegrationProblem
@@ -347,14 +346,12 @@ def stage(job_id: int) -> int | None:
     db.session.commit()
     size = job.options.get("chunk_size") or chunk_size()
     done = db.session.scalar(select(func.max(ImportRow.row_number)).where(ImportRow.job_id == job.id)) or 0
-    insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
     batch: list[dict[str, Any]] = []
     number = 0
 
     def flush() -> None:
         if batch:
-            db.session.execute(insert(ImportRow.__table__).on_conflict_do_nothing(
-                index_elements=["job_id", "row_number"]), batch)
+            insert_rows(ImportRow.__table__, batch, on_conflict_do_nothing=("job_id", "row_number"))
             batch.clear()
         db.session.execute(update(SyncJob).where(SyncJob.id == job_id).values(heartbeat_at=utcnow()))
         db.session.commit()
@@ -495,26 +492,25 @@ def _write_rows_one_by_one(job: SyncJob, library_id: int, rows: list[Any]) -> li
     return outcomes
 
 
-_RECORD_OUTCOME = (update(ImportRow.__table__).where(ImportRow.__table__.c.id == bindparam("row_id"))
-                   .values({name: bindparam(f"new_{name}") for name in
-                            ("outcome", "match_mode", "matched_by", "message", "media_id", "updated_at")}))
-
-
 def _record(job: SyncJob, rows: list[Any], outcomes: list[Outcome]) -> None:
     counts = {name: 0 for name in ("created", "updated", "skipped", "failed")}
     for outcome in outcomes:
         counts[outcome.outcome] += 1
     now = utcnow()
-    db.session.execute(_RECORD_OUTCOME, [
-        {"row_id": row.id, "new_outcome": o.outcome, "new_match_mode": o.match_mode,
-         "new_matched_by": o.matched_by, "new_message": (o.message or "")[:2000] or None,
-         "new_media_id": o.media_id, "new_updated_at": now}
+    update_rows(ImportRow.__table__, "id", [
+        {"id": row.id, "outcome": o.outcome, "match_mode": o.match_mode, "matched_by": o.matched_by,
+         "message": (o.message or "")[:2000] or None, "media_id": o.media_id, "updated_at": now}
         for row, o in zip(rows, outcomes, strict=True)])
     db.session.execute(update(SyncJob).where(SyncJob.id == job.id).values(
         processed=SyncJob.processed + len(rows), created=SyncJob.created + counts["created"],
         updated=SyncJob.updated + counts["updated"], skipped=SyncJob.skipped + counts["skipped"],
         failed=SyncJob.failed + counts["failed"], heartbeat_at=utcnow()))
     db.session.refresh(job)
+
+
+def finished_ok(job_id: int) -> bool:
+    """Whether the job has finished and succeeded (its items are ready for enrichment)."""
+    return db.session.scalar(select(SyncJob.status).where(SyncJob.id == job_id)) == "succeeded"
 
 
 def _next_chunk(job: SyncJob) -> int | None:
@@ -665,8 +661,8 @@ def outcome_counts(job: SyncJob) -> dict[str, int]:
     return {outcome: count for outcome, count in rows}
 
 
-AUDIT_CSV_COLUMNS = ("row", "line", "outcome", "match_mode", "matched_by", "message", "item_id", "title",
-                     "media_type", "source_id")
+AUDIT_CSV_COLUMNS = ("row", "line", "outcome", "match_mode", "matched_by", "message", "enrichment", "item_id",
+                     "title", "media_type", "source_id")
 
 
 def _csv_cell(value: Any) -> str:
@@ -694,7 +690,7 @@ def rows_csv(actor: User, job_id: int, outcome: str | None = None) -> Iterator[s
             raw = row.raw or {}
             writer.writerow([_csv_cell(v) for v in (
                 row.row_number, raw.get("line"), row.outcome, row.match_mode, row.matched_by, row.message,
-                row.media_id, raw.get("title"), raw.get("media_type"), raw.get("source_id"))])
+                row.enrichment, row.media_id, raw.get("title"), raw.get("media_type"), raw.get("source_id"))])
         last = rows[-1].row_number
         yield buffer.getvalue()
 

@@ -7,7 +7,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -45,8 +45,9 @@ def name_key(name: str, max_length: int = PERSON_NAME_MAX) -> str:
     return clean_name(name)[:max_length].casefold()[:max_length]
 
 
-def _get_or_create(model: type[Named], names: Iterable[str], max_length: int) -> dict[str, Named]:
-    """Rows for these names by key, creating the missing ones (safe against a concurrent insert)."""
+def _get_or_create(model: type[Named], names: Iterable[str], max_length: int, light: bool = False) -> dict[str, Any]:
+    """Rows for these names by key, creating the missing ones (safe against a concurrent insert). `light`: plain
+    (id, name, name_key) rows instead of ORM objects (imports, thousands at a time, need only the ids)."""
     wanted: dict[str, str] = {}
     for name in names:
         shown = clean_name(name)[:max_length]
@@ -54,25 +55,29 @@ def _get_or_create(model: type[Named], names: Iterable[str], max_length: int) ->
             wanted.setdefault(name_key(shown, max_length), shown)
     if not wanted:
         return {}
-    found = {row.name_key: row for row in db.session.scalars(select(model).where(model.name_key.in_(wanted)))}
+    def load(keys: Iterable[str]) -> Iterable[Any]:
+        if light:
+            return db.session.execute(select(model.id, model.name, model.name_key).where(model.name_key.in_(keys)))
+        return db.session.scalars(select(model).where(model.name_key.in_(keys)))
+
+    found = {row.name_key: row for row in load(wanted)}
     missing = [{"name": wanted[key], "name_key": key} for key in wanted if key not in found]
     if missing:
         insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
         db.session.execute(insert(model).values(missing).on_conflict_do_nothing(index_elements=["name_key"]))
         new_keys = [row["name_key"] for row in missing]
-        found.update((row.name_key, row) for row in db.session.scalars(
-            select(model).where(model.name_key.in_(new_keys))))
+        found.update((row.name_key, row) for row in load(new_keys))
     return found
 
 
-def get_or_create_people(names: Iterable[str]) -> dict[str, Person]:
-    """Person rows by name key, created when new."""
-    return _get_or_create(Person, names, PERSON_NAME_MAX)
+def get_or_create_people(names: Iterable[str], *, light: bool = False) -> dict[str, Person]:
+    """Person rows by name key, created when new (`light`: (id, name, name_key) rows, not ORM objects)."""
+    return _get_or_create(Person, names, PERSON_NAME_MAX, light)
 
 
-def get_or_create_genres(names: Iterable[str]) -> dict[str, Genre]:
-    """Genre rows by name key, created when new."""
-    return _get_or_create(Genre, names, GENRE_NAME_MAX)
+def get_or_create_genres(names: Iterable[str], *, light: bool = False) -> dict[str, Genre]:
+    """Genre rows by name key, created when new (`light`: (id, name, name_key) rows, not ORM objects)."""
+    return _get_or_create(Genre, names, GENRE_NAME_MAX, light)
 
 
 def ordered_credits(credits: Iterable[Credit], people: dict[str, Person]) -> list[tuple[Person, Credit, int]]:

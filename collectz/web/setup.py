@@ -15,8 +15,10 @@ from collectz.web import htmx
 
 log = logging.getLogger("collectz.web")
 
+# img-src allows https images: the item form's lookup shows candidates' covers from the providers' image hosts
+# (TMDB, Open Library, Cover Art Archive, IGDB, Google Books, comic databases, shops behind barcode lookups).
 CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob: https:; "
     "font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
     "base-uri 'self'; object-src 'none'"
 )

@@ -12,4 +12,5 @@ def _members_only() -> None:
     return None
 
 
-from collectz.blueprints.library import browse, duplicates, items  # noqa: E402,F401  (registers the routes)
+# Registers the routes (Library → Review included).
+from collectz.blueprints.library import browse, duplicates, items, lookup, review  # noqa: E402,F401
