@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from rq.registry import ScheduledJobRegistry
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from collectz.extensions import db
 from collectz.jobs import enrichment as enrichment_jobs
@@ -221,3 +221,30 @@ def test_a_finished_import_hands_its_items_to_the_enrichment_queue(app: Flask, a
         as_text=True)
     audit_csv = bob.get(f"/imports/jobs/{job_id}/rows.csv").get_data(as_text=True).splitlines()
     assert audit_csv[0].split(",")[6] == "enrichment" and "matched by title (tmdb" in audit_csv[1]
+
+
+def test_the_sweeper_hands_over_an_import_whose_enrichment_was_never_enqueued(app: Flask, actors: Actors) -> None:
+    """Redis was down when the import finished: its rows say nothing yet; the periodic sweep enqueues the pass once,
+    and only for recent imports."""
+    from collectz import jobs
+
+    turn_on_tmdb(app, actors.ids["alice"])
+    with app.app_context():
+        job = run_records("bob@example.org", [{"title": "Fight Club", "media_type": "movie", "year": "1999"}])
+        old = run_records("bob@example.org", [{"title": "Blade Runner 2049", "media_type": "movie"}])
+        # Finished a while ago (past the stale interval); the other one before enrichment existed (days ago).
+        db.session.execute(update(SyncJob).where(SyncJob.id == job.id).values(
+            finished_at=datetime.now(UTC) - timedelta(minutes=10)))
+        db.session.execute(update(SyncJob).where(SyncJob.id == old.id).values(
+            finished_at=datetime.now(UTC) - timedelta(days=3)))
+        db.session.commit()
+        job_id, old_id = job.id, old.id
+        db.session.remove()
+    jobs.set_app(app)
+    assert enrichment_jobs.sweep_enrichment() == 1
+    assert enrichment_jobs.sweep_enrichment() == 0  # once an hour at most per import
+    with app.app_context():
+        [queued] = get_queue("enrichment").jobs
+        assert queued.func_name == "collectz.jobs.enrichment.enrich_import" and queued.args == (job_id,)
+        db.session.remove()
+    assert finished(app, old_id)[1][0].enrichment is None

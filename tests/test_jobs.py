@@ -135,15 +135,16 @@ def test_tick_enqueues_periodic_jobs_once_per_interval(app: Flask) -> None:
     q = queue.get_queue("maintenance", app)
     assert q.count == 0
 
-    assert tick(app, conn) == ["cleanup_sessions", "sweep_imports"]
-    assert q.count == 2
+    assert tick(app, conn) == ["cleanup_sessions", "sweep_imports", "sweep_enrichment"]
+    assert q.count == 3
     assert [j.func_name for j in q.jobs] == ["collectz.jobs.maintenance.cleanup_sessions",
-                                             "collectz.jobs.imports.sweep_imports"]
+                                             "collectz.jobs.imports.sweep_imports",
+                                             "collectz.jobs.enrichment.sweep_enrichment"]
 
     # Within the interval nothing more is enqueued, by this ticker or any other on the same Redis.
     assert tick(app, conn) == []
     assert tick(app, queue.connection(app)) == []
-    assert q.count == 2
+    assert q.count == 3
 
     intervals = dict((name, every) for name, _func, every in periodic_jobs(app))
     assert intervals["cleanup_sessions"] == app.config["COLLECTZ"].SESSION_CLEANUP_MINUTES * 60
@@ -155,7 +156,7 @@ def test_tick_enqueues_periodic_jobs_once_per_interval(app: Flask) -> None:
     # Once the interval has passed (the key expired) the next tick enqueues again.
     conn.delete("collectz:periodic:cleanup_sessions")
     assert tick(app, conn) == ["cleanup_sessions"]
-    assert q.count == 3
+    assert q.count == 4
 
 
 def test_embedded_worker_runs_jobs_in_the_background(app: Flask) -> None:

@@ -75,6 +75,25 @@ def promote_due(app: Flask) -> int:
     return moved
 
 
+def sweep_enrichment() -> int:
+    """Periodic (queue `maintenance`): hand recent imports whose items were never enriched (Redis was down when
+    they finished; a worker died mid-pass) to the enrichment queue again, once an hour at most each; in the
+    embedded setup also move due retries onto the queue. Returns how many imports were enqueued."""
+    with app_context():
+        from collectz.services import enrichment
+
+        settings = current_app.config["COLLECTZ"]
+        conn = queue.connection(current_app)
+        waiting = enrichment.imports_waiting(older_than=timedelta(seconds=settings.IMPORT_STALE_SECONDS))
+        enqueued = 0
+        for job_id in waiting:
+            if conn.set(f"collectz:enrichment-swept:{job_id}", "1", nx=True, ex=3600) and enqueue_for_import(job_id):
+                enqueued += 1
+        if queue.is_embedded():
+            promote_due(current_app._get_current_object())  # type: ignore[attr-defined]
+        return enqueued
+
+
 def retry_delay(attempt: int, retry_after: float | None = None) -> float | None:
     """Seconds before retry number `attempt + 1`, or None when `attempt` was the last try."""
     if attempt >= len(RETRY_DELAYS):

@@ -3,8 +3,9 @@
 Imports write tens of thousands of rows per minute; SQLAlchemy's per-row parameter handling costs more than the
 database's own work at that rate. These helpers keep what matters of it — each column's type conversion (the
 type's bind processor: dates, JSON, our UTC timestamps) and the column defaults — and hand the driver flat
-parameter lists: multi-row INSERTs (one statement per page of rows; on SQLite the full-text trigger then flushes
-once per statement, not once per row) and executemany UPDATEs. Used inside the caller's transaction.
+parameter lists: on SQLite multi-row INSERTs (one statement per page of rows: the full-text trigger then flushes
+once per statement, not once per row), on PostgreSQL a pipelined executemany; UPDATEs as one executemany. Used
+inside the caller's transaction.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collectz.extensions import db
 
 # Bound parameters per statement: SQLite's limit (32766 since 3.32) and PostgreSQL's (65535).
 _MAX_PARAMS = {"sqlite": 32766, "postgresql": 65535}
+MAX_PAGE = 256  # rows per INSERT statement
 
 
 def _placeholder(dialect: Any) -> str:
@@ -42,6 +44,25 @@ def _defaults(table: Table, given: Sequence[str]) -> dict[str, Any]:
     return values
 
 
+def _pages(count: int, most: int) -> list[tuple[int, int]]:
+    """(start, size) pages whose sizes are powers of two (at most MAX_PAGE rows, within the parameter limit).
+
+    Few distinct statement shapes: the driver keeps each prepared statement in its cache (with its last values), so
+    a new row count per call would fill it with large one-off statements and hold on to their memory.
+    """
+    size = 1
+    while size * 2 <= min(MAX_PAGE, max(1, most)):
+        size *= 2
+    pages: list[tuple[int, int]] = []
+    start = 0
+    while start < count:
+        while size > count - start:
+            size //= 2
+        pages.append((start, size))
+        start += size
+    return pages
+
+
 def insert_rows(table: Table, rows: Sequence[dict[str, Any]], *, on_conflict_do_nothing: Sequence[str] = ()) -> None:
     """INSERT every row (dicts with the same keys). `on_conflict_do_nothing`: the unique columns whose conflict
     skips a row (ON CONFLICT (...) DO NOTHING, on SQLite and PostgreSQL alike)."""
@@ -61,9 +82,16 @@ def insert_rows(table: Table, rows: Sequence[dict[str, Any]], *, on_conflict_do_
     if on_conflict_do_nothing:
         tail = f" ON CONFLICT ({', '.join(quote(c) for c in on_conflict_do_nothing)}) DO NOTHING"
     one = "(" + ", ".join([mark] * len(columns)) + ")"
-    page = max(1, _MAX_PARAMS.get(dialect.name, 999) // len(columns))
-    for start in range(0, len(rows), page):
-        chunk = rows[start:start + page]
+    if dialect.name == "postgresql":
+        # psycopg sends an executemany as one pipeline, and converts a short statement's placeholders once (a long
+        # multi-row statement's it would parse again for every call, in Python).
+        connection.exec_driver_sql(head + one + tail, [
+            tuple(value if proc is None else proc(value)
+                  for proc, value in zip(processors, [*(row[name] for name in names), *fixed], strict=True))
+            for row in rows])
+        return
+    for start, size in _pages(len(rows), _MAX_PARAMS.get(dialect.name, 999) // len(columns)):
+        chunk = rows[start:start + size]
         flat: list[Any] = []
         for row in chunk:
             values = [row[name] for name in names] + fixed

@@ -17,7 +17,7 @@ import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from difflib import SequenceMatcher
 from typing import Any, TypeVar
 
@@ -632,6 +632,23 @@ def _import_items(job_id: int, *, retry: bool) -> list[int]:
         if wanted:
             seen.setdefault(media_id, None)
     return list(seen)
+
+
+def imports_waiting(*, older_than: timedelta, within: timedelta = timedelta(days=1), limit: int = 50) -> list[int]:
+    """Succeeded imports (finished between `within` and `older_than` ago) with items never handed to enrichment:
+    Redis was down when they finished, or the worker died before the pass. Imports from before enrichment existed
+    are older than `within` and stay as they are."""
+    from collectz.models import ImportRow, SyncJob
+
+    now = utcnow()
+    return list(db.session.scalars(
+        select(SyncJob.id).where(
+            SyncJob.status == "succeeded", SyncJob.finished_at <= now - older_than,
+            SyncJob.finished_at >= now - within,
+            select(ImportRow.id).where(
+                ImportRow.job_id == SyncJob.id, ImportRow.outcome.in_(("created", "updated")),
+                ImportRow.media_id.is_not(None), ImportRow.enrichment.is_(None)).exists())
+        .order_by(SyncJob.id).limit(limit)))
 
 
 def enrich_import_items(job_id: int, *, retry: bool = False, last_try: bool = False) -> ImportPass:

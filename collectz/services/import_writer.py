@@ -431,8 +431,11 @@ def _load_candidates(ctx: BatchContext, batch: list[Incoming]) -> _Index:
             clauses.append(tuple_(Media.media_type, Media.sort_title, Media.year).in_(dated))
         if undated:
             clauses.append(tuple_(Media.media_type, Media.sort_title).in_(undated) & Media.year.is_(None))
+        # The plain sort-title list lets both planners walk the (library, sort title) index; the tuples then keep
+        # only rows that can share a key (PostgreSQL would otherwise scan by year for each tuple).
+        titles = {t[1] for t in dated} | {t[1] for t in undated}
         query = select(Media.id, Media.media_type, Media.title, Media.year).where(
-            lib, or_(*clauses)).order_by(Media.id)
+            lib, Media.sort_title.in_(titles), or_(*clauses)).order_by(Media.id)
         first: dict[tuple[str, str, int | None], int] = {}
         for media_id, media_type, title, year in db.session.execute(query):
             key = (media_type, title_key(title), year)
