@@ -23,7 +23,7 @@ from datetime import date
 from functools import cached_property, lru_cache
 from typing import Any
 
-from sqlalchemy import func, or_, select, text, tuple_
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import selectinload
 
 from collectz.extensions import db
@@ -421,23 +421,16 @@ def _load_candidates(ctx: BatchContext, batch: list[Incoming]) -> _Index:
                                           for n in ID_ORDER if i.identifier(n))]
     if untitled:
         keys = {i.title_key for i in untitled}
-        # Exact (type, sort title, year) tuples: only rows that can share a key come back, however many items
-        # share a title in other years.
-        dated = {(i.media_type, make_sort_title(i.columns["title"]), i.columns["year"])
-                 for i in untitled if i.columns["year"] is not None}
-        undated = {(i.media_type, make_sort_title(i.columns["title"])) for i in untitled if i.columns["year"] is None}
-        clauses = []
-        if dated:
-            clauses.append(tuple_(Media.media_type, Media.sort_title, Media.year).in_(dated))
-        if undated:
-            clauses.append(tuple_(Media.media_type, Media.sort_title).in_(undated) & Media.year.is_(None))
-        # The plain sort-title list lets both planners walk the (library, sort title) index; the tuples then keep
-        # only rows that can share a key (PostgreSQL would otherwise scan by year for each tuple).
-        titles = {t[1] for t in dated} | {t[1] for t in undated}
-        query = select(Media.id, Media.media_type, Media.title, Media.year).where(
-            lib, Media.sort_title.in_(titles), or_(*clauses)).order_by(Media.id)
+        # The (library, sort title) index finds the rows that share a sort title with the batch; the exact
+        # (type, sort title, year) tuple is checked here, a set lookup per row (as an SQL OR of a thousand tuples,
+        # PostgreSQL compares every row with every tuple, and SQLite's planner may scan by year instead).
+        wanted = {(i.media_type, make_sort_title(i.columns["title"]), i.columns["year"]) for i in untitled}
+        query = select(Media.id, Media.media_type, Media.sort_title, Media.title, Media.year).where(
+            lib, Media.sort_title.in_({t[1] for t in wanted}), Media.media_type.in_({t[0] for t in wanted}))
         first: dict[tuple[str, str, int | None], int] = {}
-        for media_id, media_type, title, year in db.session.execute(query):
+        for media_id, media_type, sort_title, title, year in db.session.execute(query.order_by(Media.id)):
+            if (media_type, sort_title, year) not in wanted:
+                continue
             key = (media_type, title_key(title), year)
             if key in keys:
                 first.setdefault(key, media_id)
