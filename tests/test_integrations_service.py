@@ -254,17 +254,52 @@ def test_plex_may_be_on_the_lan_but_other_providers_may_not(ctx, actors: Actors)
 
 # --- Test -------------------------------------------------------------------------------------------------------
 
-def test_a_provider_without_a_client_or_without_its_key_says_so(ctx, actors: Actors):
+def test_a_provider_without_its_key_says_so(ctx, actors: Actors):
     covers = service.test(alice(actors), "covers")
-    assert covers.status == "unsupported" and covers.last_error == service.UNSUPPORTED_MESSAGE
-    assert covers.status_label == "not available" and covers.last_checked_at is not None
+    assert covers.status == "not_configured" and "API key" in covers.last_error
+    assert covers.last_checked_at is not None
 
     tmdb = service.test(alice(actors), "tmdb")
     assert tmdb.status == "not_configured" and "API key" in tmdb.last_error
 
     events = activity(ctx, "integration.tested")
     assert [(e.entity_id, e.details["result"], e.status) for e in events] == [
-        ("covers", "unsupported", "failed"), ("tmdb", "not_configured", "failed")]
+        ("covers", "not_configured", "failed"), ("tmdb", "not_configured", "failed")]
+
+
+class FakeVisionModels:
+    """An OpenAI-compatible API's GET /v1/models: the model list for a valid bearer key, its 401 error otherwise."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        from werkzeug.wrappers import Request, Response
+
+        request = Request(environ)
+        if request.path != "/v1/models":
+            return Response('{"error": {"message": "Not found", "type": "invalid_request_error"}}', 404,
+                            content_type="application/json")(environ, start_response)
+        if request.headers.get("Authorization") != f"Bearer {self.key}":
+            refused = Response('{"error": {"message": "Incorrect API key provided.", "type": '
+                               '"invalid_request_error", "code": "invalid_api_key"}}', 401,
+                               content_type="application/json")
+            return refused(environ, start_response)
+        return Response('{"object": "list", "data": [{"id": "gpt-4o-mini", "object": "model", "owned_by": "x"}]}',
+                        content_type="application/json")(environ, start_response)
+
+
+def test_cover_recognition_is_tested_against_its_api(make_app, actors: Actors):
+    key = "sk-test-0123456789abcdef"
+    with serve_wsgi(FakeVisionModels(key)) as server:
+        app = make_app(PROVIDER_URL_OVERRIDES=f"covers={server.url}/v1")
+        with in_app(app):
+            service.save(alice(actors), "covers", {"enabled": True, "model": "gpt-4o-mini", "api_key": key})
+            assert service.test(alice(actors), "covers").status == "ok"
+            service.save(alice(actors), "covers", {"enabled": True, "model": "gpt-4o-mini",
+                                                   "api_key": "sk-wrong-0123456789abcdef"})
+            wrong = service.test(alice(actors), "covers")
+            assert wrong.status == "bad_credentials" and "sk-wrong" not in (wrong.last_error or "")
 
 
 def test_the_books_card_tests_the_chosen_service_at_the_server_s_address(make_app, actors: Actors):

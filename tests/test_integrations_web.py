@@ -136,12 +136,12 @@ def test_test_button_records_a_badge_plain_and_with_htmx(app: Flask, actors: Act
     plain = admin.post(f"{URL}/covers/test")
     assert plain.status_code == 303 and plain.headers["Location"] == f"{URL}#integration-covers"
     covers = card(html(admin.get(URL)), "covers")
-    assert 'data-status="unsupported"' in covers and "Testing this provider is not available in this version" in covers
+    assert 'data-status="not_configured"' in covers and "API key" in covers
 
     fragment = admin.post(f"{URL}/tmdb/test", headers=HTMX)
     body = assert_fragment(fragment, "tmdb")
     assert 'data-status="not_configured"' in body and "not configured" in body
-    assert [e.details["result"] for e in activity(app, "integration.tested")] == ["unsupported", "not_configured"]
+    assert [e.details["result"] for e in activity(app, "integration.tested")] == ["not_configured", "not_configured"]
 
 
 def test_tmdb_saved_and_tested_against_the_fake_never_puts_the_key_in_html(make_app, actors: Actors):

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from collectz.config import current_settings
+from collectz.config import current_settings, provider_urls
 from collectz.extensions import db
 from collectz.models import AppIntegration
 from collectz.models.base import utcnow
@@ -595,12 +595,28 @@ def _chosen(card: str, setting: str, default: str) -> Callable[[ProviderConfig],
     return build
 
 
+class _VisionCheck:
+    """Cover recognition's Test: an OpenAI-compatible API lists its models for a valid key (GET /models)."""
+
+    def __init__(self, config: ProviderConfig) -> None:
+        from collectz.providers.http import HttpClient
+
+        base_url = provider_urls(current_settings().PROVIDER_URL_OVERRIDES).get("covers")
+        self.http = HttpClient("covers", base_url or config.base_url or "https://api.openai.com/v1",
+                               allow_private=base_url is not None or config.allow_private, timeout=config.timeout,
+                               headers={"Authorization": f"Bearer {config.secret('api_key')}"})
+
+    def check(self) -> None:
+        self.http.get_json("/models")
+
+
 # Each card's client for Test; a provider module this version does not ship answers "unsupported".
 CLIENTS: dict[str, Callable[[ProviderConfig], Any]] = {
     "tmdb": _tmdb_client, "plex": _plex_client,
     "books": _chosen("books", "provider", "openlibrary"), "music": _chosen("music", "provider", "musicbrainz"),
     "barcode": _chosen("barcode", "preset", "upcitemdb"), "igdb": _chosen("igdb", "provider", "igdb"),
     "comics": _chosen("comics", "primary", "metron"), "comicvine": _chosen("comicvine", "provider", "comicvine"),
+    "covers": _VisionCheck,
 }
 
 
