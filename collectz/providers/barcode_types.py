@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 
+from collectz.providers.base import EAN13, ISBN13, ClientProvider
 from collectz.providers.records import Candidate, clean_text
 from collectz.services.identifiers import IdentifierError, normalise_asin, normalise_ean, normalise_isbn
 
@@ -121,3 +122,19 @@ def _checked(normalise, value: str) -> str | None:  # type: ignore[no-untyped-de
 
 __all__ = ["BRAND_DETAIL", "Product", "category_leaf", "first_web_image", "media_type_for_category",
            "product_candidate"]
+
+
+class BarcodeProvider(ClientProvider):
+    """A barcode lookup service: any product, typed by its category; its client's lookup(code) finds it."""
+
+    media_types = ("movie", "book", "audio", "game", "other")
+
+    def by_identifier(self, kind: str, value: str) -> list[Candidate]:
+        """By EAN-13/UPC-A, or by ISBN-13 (a book's barcode); a value with a bad check digit finds nothing."""
+        if kind not in (EAN13, ISBN13):
+            return []
+        try:
+            code = normalise_isbn(value) if kind == ISBN13 else normalise_ean(value)
+        except IdentifierError:
+            return []
+        return self.client.lookup(code)

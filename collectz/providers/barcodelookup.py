@@ -12,12 +12,12 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from collectz.providers.barcode_types import Product, product_candidate
-from collectz.providers.base import EAN13, ISBN13, SearchQuery
+from collectz.providers.barcode_types import BarcodeProvider, Product, product_candidate
+from collectz.providers.base import SearchQuery
 from collectz.providers.config import ProviderConfig
 from collectz.providers.http import BadCredentials, BadResponse, HttpClient, NotFoundAt, ProviderError
 from collectz.providers.records import Candidate, clean_text, parse_date
-from collectz.services.identifiers import IdentifierError, normalise_ean, normalise_isbn
+from collectz.services.identifiers import normalise_ean
 
 if TYPE_CHECKING:
     from collectz.providers.throttle import Throttle
@@ -122,30 +122,10 @@ def _people(contributors: Any) -> list[tuple[str, str]]:
 # --- as a metadata provider (collectz.providers.base) ----------------------------------------------------------
 
 
-class BarcodeLookupProvider:
+class BarcodeLookupProvider(BarcodeProvider):
     """Barcode Lookup as the barcode lookup uses it: any product, typed by its category."""
 
     key = PROVIDER
-    media_types = ("movie", "book", "audio", "game", "other")
-
-    def __init__(self, client: BarcodeLookupClient) -> None:
-        self.client = client
-
-    def __repr__(self) -> str:
-        return f"<BarcodeLookupProvider {self.client!r}>"
-
-    def check(self) -> None:
-        self.client.check()
-
-    def by_identifier(self, kind: str, value: str) -> list[Candidate]:
-        """By EAN-13/UPC-A, or by ISBN-13 (a book's barcode); a value with a bad check digit finds nothing."""
-        if kind not in (EAN13, ISBN13):
-            return []
-        try:
-            code = normalise_isbn(value) if kind == ISBN13 else normalise_ean(value)
-        except IdentifierError:
-            return []
-        return self.client.lookup(code)
 
     def search(self, query: SearchQuery, *, limit: int = 10) -> list[Candidate]:
         """Products by title; a media type keeps those whose category says that type, a year those of that year."""

@@ -13,7 +13,7 @@ RateLimited (with retry_after), NotFoundAt, BadResponse, UrlRejected. "Nothing f
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from collectz.providers.records import Candidate
 
@@ -60,3 +60,23 @@ class MetadataProvider(Protocol):
     def details(self, candidate: Candidate) -> Candidate:
         """The candidate with everything the provider knows (people, genres, identifiers, cover); a provider whose
         search results are already complete returns it unchanged."""
+
+
+class ClientProvider:
+    """The frame every provider class shares: it wraps one client, whose check() is the provider's; subclasses
+    set `key` and `media_types` and implement by_identifier, search and (when search results are light) details."""
+
+    key: str = ""
+    media_types: tuple[str, ...] = ()
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.client!r}>"
+
+    def check(self) -> None:
+        self.client.check()
+
+    def details(self, candidate: Candidate) -> Candidate:
+        return candidate

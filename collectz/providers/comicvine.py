@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
-from collectz.providers.base import SearchQuery
+from collectz.providers.base import ClientProvider, SearchQuery
 from collectz.providers.config import ProviderConfig
 from collectz.providers.http import (
     BadCredentials,
@@ -276,20 +276,11 @@ def _cover(image: Any) -> str | None:
 # --- as a metadata provider (collectz.providers.base) ----------------------------------------------------------
 
 
-class ComicVineProvider:
+class ComicVineProvider(ClientProvider):
     """ComicVine as the enrichment service and the item form use it: comic book issues."""
 
     key = PROVIDER
     media_types = ("comic_book",)
-
-    def __init__(self, client: ComicVineClient) -> None:
-        self.client = client
-
-    def __repr__(self) -> str:
-        return f"<ComicVineProvider {self.client!r}>"
-
-    def check(self) -> None:
-        self.client.check()
 
     def by_identifier(self, kind: str, value: str) -> list[Candidate]:
         """By ComicVine issue id only: ComicVine's issues carry no barcode or ISBN."""

@@ -16,7 +16,7 @@ import dataclasses
 import re
 from typing import TYPE_CHECKING, Any
 
-from collectz.providers.base import EAN13, SearchQuery
+from collectz.providers.base import EAN13, ClientProvider, SearchQuery
 from collectz.providers.config import ProviderConfig
 from collectz.providers.http import (
     BadCredentials,
@@ -310,20 +310,11 @@ __all__ = ["DEFAULT_BASE_URL", "PROVIDER", "USER_AGENT", "DiscogsClient", "Disco
 # --- as a metadata provider (collectz.providers.base) ----------------------------------------------------------
 
 
-class DiscogsProvider:
+class DiscogsProvider(ClientProvider):
     """Discogs as the enrichment service and the item form use it: music releases."""
 
     key = PROVIDER
     media_types = ("audio",)
-
-    def __init__(self, client: DiscogsClient) -> None:
-        self.client = client
-
-    def __repr__(self) -> str:
-        return f"<DiscogsProvider {self.client!r}>"
-
-    def check(self) -> None:
-        self.client.check()
 
     def by_identifier(self, kind: str, value: str) -> list[Candidate]:
         """By barcode (EAN-13 / UPC-A) or Discogs release id, in full; other identifiers: []."""

@@ -18,7 +18,7 @@ import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from collectz.providers.base import SearchQuery
+from collectz.providers.base import ClientProvider, SearchQuery
 from collectz.providers.config import ProviderConfig
 from collectz.providers.http import BadCredentials, BadResponse, HttpClient, NotFoundAt, ProviderError
 from collectz.providers.metron import barcode_parts, split_issue_title
@@ -323,20 +323,11 @@ def _list(value: Any) -> list[Any]:
 # --- as a metadata provider (collectz.providers.base) ----------------------------------------------------------
 
 
-class GcdProvider:
+class GcdProvider(ClientProvider):
     """The Grand Comics Database as the enrichment service and the item form use it: comic book issues."""
 
     key = PROVIDER
     media_types = ("comic_book",)
-
-    def __init__(self, client: GcdClient) -> None:
-        self.client = client
-
-    def __repr__(self) -> str:
-        return f"<GcdProvider {self.client!r}>"
-
-    def check(self) -> None:
-        self.client.check()
 
     def by_identifier(self, kind: str, value: str) -> list[Candidate]:
         """By GCD issue id only: the GCD API has no barcode or ISBN search."""

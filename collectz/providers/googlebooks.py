@@ -22,7 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
-from collectz.providers.base import EAN13, ISBN13, SearchQuery
+from collectz.providers.base import EAN13, ISBN13, ClientProvider, SearchQuery
 from collectz.providers.config import ProviderConfig
 from collectz.providers.http import (
     BadCredentials,
@@ -282,20 +282,11 @@ def _list(value: Any) -> list[Any]:
 # --- as a metadata provider (collectz.providers.base) ----------------------------------------------------------
 
 
-class GoogleBooksProvider:
+class GoogleBooksProvider(ClientProvider):
     """Google Books as the enrichment service and the item form use it: books."""
 
     key = PROVIDER
     media_types = ("book",)
-
-    def __init__(self, client: GoogleBooksClient) -> None:
-        self.client = client
-
-    def __repr__(self) -> str:
-        return f"<GoogleBooksProvider {self.client!r}>"
-
-    def check(self) -> None:
-        self.client.check()
 
     def by_identifier(self, kind: str, value: str) -> list[Candidate]:
         """By ISBN (or a book's 978/979 EAN-13, which is its ISBN-13); other kinds and invalid values: []."""

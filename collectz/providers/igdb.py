@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
-from collectz.providers.base import SearchQuery
+from collectz.providers.base import ClientProvider, SearchQuery
 from collectz.providers.config import ProviderConfig
 from collectz.providers.http import BadCredentials, BadResponse, HttpClient, ProviderError
 from collectz.providers.records import Candidate, clean_text
@@ -337,20 +337,11 @@ def _cover_url(cover: Any) -> str | None:
 # --- as a metadata provider (collectz.providers.base) ----------------------------------------------------------
 
 
-class IgdbProvider:
+class IgdbProvider(ClientProvider):
     """IGDB as the enrichment service and the item form use it: games."""
 
     key = PROVIDER
     media_types = ("game",)
-
-    def __init__(self, client: IgdbClient) -> None:
-        self.client = client
-
-    def __repr__(self) -> str:
-        return f"<IgdbProvider {self.client!r}>"
-
-    def check(self) -> None:
-        self.client.check()
 
     def by_identifier(self, kind: str, value: str) -> list[Candidate]:
         """By IGDB id only: IGDB knows no barcodes or ISBNs, so every catalog identifier gives []."""

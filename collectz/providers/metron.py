@@ -13,7 +13,7 @@ import base64
 import re
 from typing import TYPE_CHECKING, Any
 
-from collectz.providers.base import EAN13, SearchQuery
+from collectz.providers.base import EAN13, ClientProvider, SearchQuery
 from collectz.providers.config import ProviderConfig
 from collectz.providers.http import BadCredentials, BadResponse, HttpClient, NotFoundAt, ProviderError
 from collectz.providers.records import Candidate, clean_text, parse_date, positive_int
@@ -295,20 +295,11 @@ def split_issue_title(query: SearchQuery) -> tuple[str, str | None]:
 # --- as a metadata provider (collectz.providers.base) ----------------------------------------------------------
 
 
-class MetronProvider:
+class MetronProvider(ClientProvider):
     """Metron as the enrichment service and the item form use it: comic book issues."""
 
     key = PROVIDER
     media_types = ("comic_book",)
-
-    def __init__(self, client: MetronClient) -> None:
-        self.client = client
-
-    def __repr__(self) -> str:
-        return f"<MetronProvider {self.client!r}>"
-
-    def check(self) -> None:
-        self.client.check()
 
     def by_identifier(self, kind: str, value: str) -> list[Candidate]:
         """By barcode (EAN-13/UPC-A, or the 17-digit UPC with its add-on) or Metron id; others: []."""

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
-from collectz.providers.base import EAN13, SearchQuery
+from collectz.providers.base import EAN13, ClientProvider, SearchQuery
 from collectz.providers.config import ProviderConfig
 from collectz.providers.http import (
     BadCredentials,
@@ -308,20 +308,11 @@ __all__ = ["DEFAULT_BASE_URL", "PROVIDER", "MusicBrainzClient", "MusicBrainzProv
 # --- as a metadata provider (collectz.providers.base) ----------------------------------------------------------
 
 
-class MusicBrainzProvider:
+class MusicBrainzProvider(ClientProvider):
     """MusicBrainz as the enrichment service and the item form use it: music releases."""
 
     key = PROVIDER
     media_types = ("audio",)
-
-    def __init__(self, client: MusicBrainzClient) -> None:
-        self.client = client
-
-    def __repr__(self) -> str:
-        return f"<MusicBrainzProvider {self.client!r}>"
-
-    def check(self) -> None:
-        self.client.check()
 
     def by_identifier(self, kind: str, value: str) -> list[Candidate]:
         """By barcode (EAN-13 / UPC-A) or MusicBrainz release id, in full; other identifiers: []."""

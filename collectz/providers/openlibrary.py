@@ -20,7 +20,7 @@ import re
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from collectz.providers.base import EAN13, ISBN13, SearchQuery
+from collectz.providers.base import EAN13, ISBN13, ClientProvider, SearchQuery
 from collectz.providers.config import ProviderConfig
 from collectz.providers.http import BadResponse, HttpClient
 from collectz.providers.records import Candidate, clean_text, positive_int
@@ -313,20 +313,11 @@ def _name_of(entry: Any) -> str | None:
 # --- as a metadata provider (collectz.providers.base) ----------------------------------------------------------
 
 
-class OpenLibraryProvider:
+class OpenLibraryProvider(ClientProvider):
     """Open Library as the enrichment service and the item form use it: books."""
 
     key = PROVIDER
     media_types = ("book",)
-
-    def __init__(self, client: OpenLibraryClient) -> None:
-        self.client = client
-
-    def __repr__(self) -> str:
-        return f"<OpenLibraryProvider {self.client!r}>"
-
-    def check(self) -> None:
-        self.client.check()
 
     def by_identifier(self, kind: str, value: str) -> list[Candidate]:
         """By ISBN (a book's EAN-13 barcode is its ISBN-13, so a 978/979 EAN works too); other kinds: []."""

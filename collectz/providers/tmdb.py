@@ -11,7 +11,7 @@ import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from collectz.providers.base import SearchQuery
+from collectz.providers.base import ClientProvider, SearchQuery
 from collectz.providers.config import ProviderConfig
 from collectz.providers.http import (
     BadCredentials,
@@ -418,20 +418,11 @@ __all__ = ["DEFAULT_BASE_URL", "DEFAULT_IMAGE_BASE_URL", "PROVIDER", "TmdbClient
 # --- as a metadata provider (collectz.providers.base) ----------------------------------------------------------
 
 
-class TmdbProvider:
+class TmdbProvider(ClientProvider):
     """TMDB as the enrichment service and the item form use it: movies and TV series."""
 
     key = "tmdb"
     media_types = ("movie", "tv_series")
-
-    def __init__(self, client: TmdbClient) -> None:
-        self.client = client
-
-    def __repr__(self) -> str:
-        return f"<TmdbProvider {self.client!r}>"
-
-    def check(self) -> None:
-        self.client.check()
 
     def by_identifier(self, kind: str, value: str) -> list[Candidate]:
         """By TMDB id (a movie first, then a series) or IMDb id; other identifiers: []."""
