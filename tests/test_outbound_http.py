@@ -444,3 +444,35 @@ def test_provider_settings_have_defaults_and_are_checked() -> None:
         Settings.from_env({"TMDB_BASE_URL": "api.themoviedb.org"})
     with pytest.raises(ConfigError, match="TMDB_IMAGE_BASE_URL"):
         Settings.from_env({"TMDB_IMAGE_BASE_URL": "ftp://image.tmdb.org"})
+
+
+def test_a_name_that_turns_private_after_the_check_is_refused_at_connect(
+        monkeypatch: pytest.MonkeyPatch, fake: tuple[Fake, RunningFake]) -> None:
+    """DNS rebinding: the name was public when the client was built, then answers with a loopback address. The
+    connection itself is checked, so no request reaches the LAN."""
+    _app, running = fake
+    real = socket.getaddrinfo
+    answers = iter([[(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", running.port))]])
+
+    def rebinding(host: str, *args: Any, **kwargs: Any) -> Any:
+        if host == "rebind.example":
+            return next(answers, None) or real("127.0.0.1", *args, **kwargs)
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    client = HttpClient("tmdb", f"http://rebind.example:{running.port}", params={"api_key": API_KEY})
+    before = len(_app.seen)
+    with pytest.raises(UrlRejected, match="not public") as caught:
+        client.get_json("/echo")
+    assert_no_secret(caught.value)
+    assert len(_app.seen) == before  # the request never reached the server
+
+
+def test_an_answer_larger_than_the_cap_is_refused(monkeypatch: pytest.MonkeyPatch,
+                                                   fake: tuple[Fake, RunningFake]) -> None:
+    from collectz.providers import http
+
+    _app, running = fake
+    monkeypatch.setattr(http, "MAX_RESPONSE_BYTES", 10)
+    with pytest.raises(BadResponse, match="larger than"):
+        client_for(running).get_json("/echo")

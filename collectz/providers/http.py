@@ -18,6 +18,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import requests.adapters
+import urllib3
+import urllib3.connection
 from lxml import etree
 
 from collectz.providers.config import ProviderConfig
@@ -162,6 +165,34 @@ def _non_public_reason(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -
     return next((name for name, hit in checks if hit), None)
 
 
+def _caused_by(exc: BaseException | None, kind: type[BaseException]) -> bool:
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, kind) or any(isinstance(a, kind) for a in getattr(exc, "args", ())):
+            return True
+        reason = getattr(exc, "reason", None)
+        if isinstance(reason, kind):
+            return True
+        nested = reason if isinstance(reason, BaseException) else None
+        exc, seen = exc.__cause__ or exc.__context__ or nested, seen + 1
+    return False
+
+
+def _read_capped(response: requests.Response, provider: str, where: str) -> None:
+    """Read the body (streamed) up to MAX_RESPONSE_BYTES; BadResponse for anything larger."""
+    declared = response.headers.get("Content-Length")
+    if declared and declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
+        response.close()
+        raise BadResponse(provider, f"{where}: the answer is larger than {MAX_RESPONSE_BYTES // 2**20} MB")
+    body = bytearray()
+    for block in response.iter_content(64 * 1024):
+        body += block
+        if len(body) > MAX_RESPONSE_BYTES:
+            response.close()
+            raise BadResponse(provider, f"{where}: the answer is larger than {MAX_RESPONSE_BYTES // 2**20} MB")
+    response._content = bytes(body)  # what .content/.json()/.text read from now on
+
+
 def parse_retry_after(value: str | None) -> float | None:
     """Retry-After as seconds from now: delta-seconds or an HTTP-date; None when absent or unreadable."""
     if not value or not value.strip():
@@ -182,6 +213,57 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+class PeerRefused(OSError):
+    """The connection reached an address the outbound policy refuses (a name re-resolved to a private address)."""
+
+
+def _peer_check(sock: socket.socket) -> None:
+    try:
+        address = ipaddress.ip_address(str(sock.getpeername()[0]).split("%", 1)[0])
+    except (OSError, ValueError):
+        return
+    reason = _non_public_reason(address)
+    if reason:
+        sock.close()
+        raise PeerRefused(f"connected to a {reason} address")
+
+
+class _PublicHTTPConnection(urllib3.connection.HTTPConnection):
+    """Checks the address actually connected to, not only the one the name had when the client was built (a DNS
+    answer that changes in between — "rebinding" — must not reach the LAN)."""
+
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        _peer_check(sock)
+        return sock
+
+
+class _PublicHTTPSConnection(urllib3.connection.HTTPSConnection):
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        _peer_check(sock)
+        return sock
+
+
+class _PublicHTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _PublicHTTPConnection
+
+
+class _PublicHTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _PublicHTTPSConnection
+
+
+class _PublicOnlyAdapter(requests.adapters.HTTPAdapter):
+    """Direct connections go through the peer check (a configured proxy is the admin's own choice)."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _PublicHTTPPool, "https": _PublicHTTPSPool}
+
+
+MAX_RESPONSE_BYTES = 20 * 1024 * 1024  # no provider answer is larger; a bigger one is refused, not read
+
+
 class HttpClient:
     """One provider's HTTP session: policy-checked base URL, secret default headers/params, timeouts, throttle."""
 
@@ -197,6 +279,10 @@ class HttpClient:
         self.max_redirects = max_redirects
         self.throttle = throttle
         self.session = session or requests.Session()
+        if not allow_private:
+            adapter = _PublicOnlyAdapter()
+            self.session.mount("http://", adapter)
+            self.session.mount("https://", adapter)
         # Secret by contract (api_key, X-Plex-Token, …): kept out of repr, messages and logs.
         self._headers = {"User-Agent": USER_AGENT, **dict(headers or {})}
         self._params = dict(params or {})
@@ -261,8 +347,11 @@ class HttpClient:
         if self.throttle is not None:
             self.throttle.acquire()
         try:
-            return self.session.request(method, url, params=params, headers=headers, json=json, data=data,
-                                        timeout=(self.connect_timeout, self.timeout), allow_redirects=False)
+            response = self.session.request(method, url, params=params, headers=headers, json=json, data=data,
+                                            timeout=(self.connect_timeout, self.timeout), allow_redirects=False,
+                                            stream=True)
+            _read_capped(response, self.provider, f"{method} {shown}")
+            return response
         except requests.RequestException as exc:
             failure = self._transport_failure(exc, f"{method} {shown}")
         # Raised outside the except block on purpose: the requests exception (its text holds the full URL with the
@@ -270,6 +359,9 @@ class HttpClient:
         raise failure
 
     def _transport_failure(self, exc: requests.RequestException, where: str) -> ProviderError:
+        if _caused_by(exc, PeerRefused):
+            return UrlRejected(self.provider, f"{where}: the server's address is not public (it changed after it was "
+                                              "checked); this provider may only call public addresses")
         if isinstance(exc, requests.Timeout):
             return Unreachable(self.provider, f"{where}: no answer within {self.timeout:g} s")
         if isinstance(exc, requests.exceptions.SSLError):
