@@ -23,8 +23,11 @@ INT_MINIMUMS = {"SESSION_IDLE_MINUTES": 1, "SESSION_ABSOLUTE_HOURS": 1, "SESSION
                 "SESSION_MAX_PER_USER": 1, "SESSION_CLEANUP_MINUTES": 1, "PASSWORD_MIN_LENGTH": 8,
                 "IMPORT_MAX_MB": 1, "IMPORT_CHUNK_SIZE": 1, "IMPORT_STALE_SECONDS": 1,
                 "OUTBOUND_TIMEOUT_SECONDS": 1}
-SECRET_SETTINGS = ("SECRET_KEY", "INTEGRATION_ENCRYPTION_KEY", "DATABASE_URL", "REDIS_URL", "METRICS_TOKEN")
+SECRET_SETTINGS = ("SECRET_KEY", "INTEGRATION_ENCRYPTION_KEY", "DATABASE_URL", "REDIS_URL", "METRICS_TOKEN",
+                   "S3_SECRET_ACCESS_KEY")
 DEV_SECRET_KEY = "dev-insecure-secret-key-change-me"
+S3_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+S3_REGION_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 MIN_SECRET_LENGTH = 32
 
 
@@ -79,6 +82,13 @@ class Settings:
     REDIS_URL: str = ""
     STORAGE_PROVIDER: str = "local"
     UPLOAD_PATH: str = ""
+    # S3-compatible object storage (AWS S3, MinIO, Backblaze B2), used when STORAGE_PROVIDER=s3.
+    S3_BUCKET: str = ""
+    S3_REGION: str = "us-east-1"
+    S3_ENDPOINT_URL: str = ""
+    S3_ACCESS_KEY_ID: str = ""
+    S3_SECRET_ACCESS_KEY: str = ""
+    S3_FORCE_PATH_STYLE: bool = False
     RUN_MIGRATIONS_ON_START: bool = False
     SESSION_COOKIE_NAME: str = "collectz_session"
     SESSION_COOKIE_SECURE: bool = False
@@ -183,6 +193,7 @@ class Settings:
             raise ConfigError("PASSWORD_MIN_LENGTH must be at least 8")
         if self.STORAGE_PROVIDER not in ("local", "s3"):
             raise ConfigError(f"STORAGE_PROVIDER must be local or s3, not {self.STORAGE_PROVIDER!r}")
+        self._validate_s3()
         if not self.production:
             return
         if not self.SECRET_KEY or self.SECRET_KEY == DEV_SECRET_KEY:
@@ -201,6 +212,25 @@ class Settings:
         if not self.REDIS_URL:
             raise ConfigError("REDIS_URL is missing: production runs background jobs and rate limits on Redis "
                               "(the in-process stand-in is only for `make run`)")
+
+    def _validate_s3(self) -> None:
+        """S3 settings that are set must be usable; STORAGE_PROVIDER=s3 needs at least a bucket."""
+        if self.S3_ENDPOINT_URL and not self.S3_ENDPOINT_URL.startswith(("http://", "https://")):
+            # Only the scheme is named: an endpoint written with credentials in it must not be echoed.
+            raise ConfigError("S3_ENDPOINT_URL must start with http:// or https://")
+        if self.STORAGE_PROVIDER != "s3":
+            return
+        if not self.S3_BUCKET:
+            raise ConfigError("STORAGE_PROVIDER=s3 needs S3_BUCKET (the name of an existing bucket)")
+        if not S3_BUCKET_NAME.fullmatch(self.S3_BUCKET) or ".." in self.S3_BUCKET:
+            raise ConfigError("S3_BUCKET must be a bucket name: 3-63 characters, lower-case letters, digits, "
+                              f"dots and hyphens, not {self.S3_BUCKET!r}")
+        if not S3_REGION_NAME.fullmatch(self.S3_REGION):
+            raise ConfigError(f"S3_REGION must be a region name such as us-east-1, not {self.S3_REGION!r}")
+        if bool(self.S3_ACCESS_KEY_ID) != bool(self.S3_SECRET_ACCESS_KEY):
+            missing = "S3_SECRET_ACCESS_KEY" if self.S3_ACCESS_KEY_ID else "S3_ACCESS_KEY_ID"
+            raise ConfigError(f"{missing} is missing: set S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY together "
+                              "(or neither, to use the machine's AWS credentials)")
 
     def database_url(self) -> str:
         if self.DATABASE_URL:

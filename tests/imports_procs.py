@@ -43,7 +43,8 @@ STALE_SECONDS = 2
 # Environment variables of ours a developer's shell may set: the workers get only what the stack says.
 _OWN_ENV = ("DATABASE_URL", "REDIS_URL", "COLLECTZ_ENV", "UPLOAD_PATH", "INSTANCE_PATH", "IMPORT_CHUNK_SIZE",
             "IMPORT_STALE_SECONDS", "IMPORT_MAX_MB", "LOG_LEVEL", "RUN_MIGRATIONS_ON_START", "SECRET_KEY",
-            "STORAGE_PROVIDER")
+            "STORAGE_PROVIDER", "S3_BUCKET", "S3_REGION", "S3_ENDPOINT_URL", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY",
+            "S3_FORCE_PATH_STYLE")
 
 
 def require_redis() -> None:

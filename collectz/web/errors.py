@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException
 from collectz.extensions import db
 from collectz.services import audit
 from collectz.services.errors import DomainError, Forbidden
+from collectz.services.storage import ObjectMissing, StorageError
 from collectz.web import htmx
 
 log = logging.getLogger("collectz.errors")
@@ -57,6 +58,15 @@ def init_app(app: Flask) -> None:
     def _domain(exc: DomainError) -> Response:
         db.session.rollback()
         return error_response(exc.status, exc.message)
+
+    @app.errorhandler(StorageError)
+    def _storage(exc: StorageError) -> Response:
+        """The file store failed (S3 down, disk full): say so; a missing object is a 404."""
+        db.session.rollback()
+        if isinstance(exc, ObjectMissing):
+            return error_response(404, "That file is not in the file store.")
+        log.warning("file store failed", extra={"fields": {"path": request.path, "error": exc.message}})
+        return error_response(503, exc.message)
 
     @app.errorhandler(RateLimitExceeded)
     def _rate_limited(exc: RateLimitExceeded) -> Response:
