@@ -456,3 +456,14 @@ def test_iter_records_streams_a_large_file(tmp_path):
     rows.close()
     assert first["title"] == "Some title 0" and second["line"] == 3
     assert peak < 1_000_000, f"peak {peak} bytes for a {size}-byte file"
+
+
+def test_a_quote_that_guarded_a_formula_is_dropped_and_other_quotes_kept(tmp_path) -> None:
+    """Our exports write "'-ism" so that a spreadsheet does not run the cell; importing the file gives "-ism" back."""
+    from collectz.importers import csv_generic
+
+    path = tmp_path / "quoted.csv"
+    path.write_text("Title,Notes\n'-ism,'=SUM(A1)\n'Tis the season,'@home\n", encoding="utf-8")
+    layout = csv_generic.inspect(path)
+    records = list(csv_generic.iter_records(path, csv_generic.auto_mapping(layout.columns)))
+    assert [(r["title"], r.get("notes")) for r in records] == [("-ism", "=SUM(A1)"), ("'Tis the season", "@home")]

@@ -421,6 +421,9 @@ def _cell(row: list[str], index: int) -> str:
     # Excel's way to keep leading zeros: ="0261102214".
     if len(value) > 3 and value.startswith('="') and value.endswith('"'):
         value = value[2:-1].strip()
+    # A quote that kept a spreadsheet from reading the cell as a formula (our exports write "'-ism"): not text.
+    if len(value) > 1 and value[0] == "'" and value[1] in "=+-@":
+        value = value[1:]
     return value
 
 

@@ -43,6 +43,7 @@ from collectz.models.base import utcnow
 from collectz.providers.http import ProviderError
 from collectz.security.permissions import require_writer
 from collectz.services import audit
+from collectz.services.activity import safe_cell
 from collectz.services.bulk_rows import insert_rows, update_rows
 from collectz.services.errors import Conflict, Forbidden, InvalidInput, NotFound
 from collectz.services.import_writer import BatchContext, Incoming, Outcome, RowError, convert, write_batch
@@ -665,11 +666,6 @@ AUDIT_CSV_COLUMNS = ("row", "line", "outcome", "match_mode", "matched_by", "mess
                      "title", "media_type", "source_id")
 
 
-def _csv_cell(value: Any) -> str:
-    text_value = "" if value is None else str(value)
-    return "'" + text_value if text_value[:1] in ("=", "+", "-", "@", "\t", "\r") else text_value
-
-
 def rows_csv(actor: User, job_id: int, outcome: str | None = None) -> Iterator[str]:
     """The per-row audit as CSV lines, streamed in pages (formula-looking cells escaped)."""
     job = get_job(actor, job_id)
@@ -688,7 +684,7 @@ def rows_csv(actor: User, job_id: int, outcome: str | None = None) -> Iterator[s
         buffer.truncate()
         for row in rows:
             raw = row.raw or {}
-            writer.writerow([_csv_cell(v) for v in (
+            writer.writerow([safe_cell(v) for v in (
                 row.row_number, raw.get("line"), row.outcome, row.match_mode, row.matched_by, row.message,
                 row.enrichment, row.media_id, raw.get("title"), raw.get("media_type"), raw.get("source_id"))])
         last = rows[-1].row_number

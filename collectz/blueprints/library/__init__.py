@@ -13,4 +13,4 @@ def _members_only() -> None:
 
 
 # Registers the routes (Library → Review included).
-from collectz.blueprints.library import browse, duplicates, items, lookup, review  # noqa: E402,F401
+from collectz.blueprints.library import browse, duplicates, export, items, lookup, review  # noqa: E402,F401
