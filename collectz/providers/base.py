@@ -12,9 +12,11 @@ RateLimited (with retry_after), NotFoundAt, BadResponse, UrlRejected. "Nothing f
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from collectz.providers.http import NotFoundAt
 from collectz.providers.records import Candidate
 
 # Identifier kinds a provider may look up by. Values are normalised as the catalog stores them: ISBN-13 and EAN-13
@@ -77,6 +79,14 @@ class ClientProvider:
 
     def check(self) -> None:
         self.client.check()
+
+    @staticmethod
+    def by_own_id(fetch: Callable[[str], Candidate], value: str) -> list[Candidate]:
+        """[the candidate the provider's own id names], or [] when that id is malformed or unknown to it."""
+        try:
+            return [fetch(value)]
+        except (ValueError, NotFoundAt):
+            return []
 
     def details(self, candidate: Candidate) -> Candidate:
         return candidate

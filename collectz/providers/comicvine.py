@@ -32,7 +32,7 @@ from collectz.providers.http import (
     parse_retry_after,
 )
 from collectz.providers.metron import split_issue_title
-from collectz.providers.records import Candidate, clean_text, parse_date
+from collectz.providers.records import Candidate, clean_text, parse_date, path_id
 
 if TYPE_CHECKING:
     from collectz.providers.throttle import Throttle
@@ -191,11 +191,7 @@ def _result(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _cv_id(value: int | str) -> int:
-    """A ComicVine id (without its resource prefix) as a positive int: it goes into a URL path or a filter."""
-    text = str(value).strip()
-    if isinstance(value, bool) or not text.isdigit() or int(text) < 1:
-        raise ValueError(f"{value!r} is not a ComicVine id (a positive whole number)")
-    return int(text)
+    return path_id(value, "a ComicVine id")
 
 
 # --- ComicVine JSON → Candidate: the one place -------------------------------------------------------------------
@@ -284,12 +280,7 @@ class ComicVineProvider(ClientProvider):
 
     def by_identifier(self, kind: str, value: str) -> list[Candidate]:
         """By ComicVine issue id only: ComicVine's issues carry no barcode or ISBN."""
-        if kind != "comicvine_id" or not str(value).strip().isdigit():
-            return []
-        try:
-            return [self.client.issue(value)]
-        except NotFoundAt:
-            return []
+        return self.by_own_id(self.client.issue, value) if kind == "comicvine_id" else []
 
     def search(self, query: SearchQuery, *, limit: int = 10) -> list[Candidate]:
         """With an issue number: that issue in the best-ranked series of that name; else ComicVine's issue search.

@@ -26,7 +26,7 @@ from collectz.providers.http import (
     ProviderError,
     RateLimited,
 )
-from collectz.providers.records import Candidate, clean_text, parse_date, positive_int
+from collectz.providers.records import Candidate, as_list, clean_text, parse_date, path_id, positive_int
 from collectz.services.identifiers import IdentifierError, normalise_ean
 
 if TYPE_CHECKING:
@@ -154,11 +154,7 @@ class DiscogsClient:
 
 
 def _release_id(value: int | str) -> int:
-    """A Discogs release id as a positive int: it goes into a URL path, so nothing else may get through."""
-    text = str(value).strip()
-    if isinstance(value, bool) or not text.isdigit() or int(text) < 1:
-        raise ValueError(f"{value!r} is not a Discogs release id (a positive whole number)")
-    return int(text)
+    return path_id(value, "a Discogs release id")
 
 
 # --- Discogs JSON → Candidate: one normaliser per document ------------------------------------------------------
@@ -191,10 +187,11 @@ def normalise_release(data: dict[str, Any]) -> Candidate:
     title = clean_text(data.get("title"))
     if title is None:
         raise BadResponse(PROVIDER, f"release {release_id} has no title")
-    tracks = [t for t in _list(data.get("tracklist")) if isinstance(t, dict) and t.get("type_", "track") == "track"]
-    labels = [label for label in _list(data.get("labels")) if isinstance(label, dict) and _name(label)]
-    formats = [name for f in _list(data.get("formats")) if isinstance(f, dict) and (name := clean_text(f.get("name")))]
-    barcodes = [clean_text(i.get("value")) or "" for i in _list(data.get("identifiers"))
+    tracks = [t for t in as_list(data.get("tracklist")) if isinstance(t, dict) and t.get("type_", "track") == "track"]
+    labels = [label for label in as_list(data.get("labels")) if isinstance(label, dict) and _name(label)]
+    formats = [name for f in as_list(data.get("formats"))
+               if isinstance(f, dict) and (name := clean_text(f.get("name")))]
+    barcodes = [clean_text(i.get("value")) or "" for i in as_list(data.get("identifiers"))
                 if isinstance(i, dict) and str(i.get("type", "")).lower() == "barcode"]
     released = clean_text(data.get("released"))
     extra = {"catalog_number": clean_text(labels[0].get("catno")) if labels else None,
@@ -219,12 +216,10 @@ def _id_of(data: Any) -> int:
     return value
 
 
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
 
 
 def _texts(value: Any) -> list[str]:
-    return [text for item in _list(value) if (text := clean_text(item))]
+    return [text for item in as_list(value) if (text := clean_text(item))]
 
 
 def _unnumbered(name: str) -> str:
@@ -253,8 +248,8 @@ def _year(value: Any) -> int | None:
 
 def _people(data: dict[str, Any]) -> list[tuple[str, str]]:
     """Artists in credit order, then producers and writers credited for the whole release (not for one track)."""
-    people = [("artist", name) for a in _list(data.get("artists")) if isinstance(a, dict) and (name := _name(a))]
-    for credit in _list(data.get("extraartists")):
+    people = [("artist", name) for a in as_list(data.get("artists")) if isinstance(a, dict) and (name := _name(a))]
+    for credit in as_list(data.get("extraartists")):
         if not isinstance(credit, dict) or clean_text(credit.get("tracks")) or not (name := _name(credit)):
             continue
         roles = {role.strip().lower() for role in str(credit.get("role") or "").split(",")}
@@ -298,7 +293,7 @@ def _image_url(value: Any) -> str | None:
 
 
 def _cover(data: dict[str, Any]) -> str | None:
-    images = [i for i in _list(data.get("images")) if isinstance(i, dict)]
+    images = [i for i in as_list(data.get("images")) if isinstance(i, dict)]
     images.sort(key=lambda image: image.get("type") != "primary")
     return next((url for image in images if (url := _image_url(image.get("uri")))), None)
 
@@ -319,10 +314,7 @@ class DiscogsProvider(ClientProvider):
     def by_identifier(self, kind: str, value: str) -> list[Candidate]:
         """By barcode (EAN-13 / UPC-A) or Discogs release id, in full; other identifiers: []."""
         if kind == RELEASE_ID:
-            try:
-                return [self.client.release(value)]
-            except (ValueError, NotFoundAt):
-                return []
+            return self.by_own_id(self.client.release, value)
         if kind != EAN13:
             return []
         found = self.client.search_barcode(value, per_page=10)

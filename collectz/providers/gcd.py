@@ -22,7 +22,7 @@ from collectz.providers.base import ClientProvider, SearchQuery
 from collectz.providers.config import ProviderConfig
 from collectz.providers.http import BadCredentials, BadResponse, HttpClient, NotFoundAt, ProviderError
 from collectz.providers.metron import barcode_parts, split_issue_title
-from collectz.providers.records import Candidate, clean_text, parse_date
+from collectz.providers.records import Candidate, as_list, clean_text, parse_date, path_id
 from collectz.services.identifiers import IdentifierError, normalise_isbn
 
 if TYPE_CHECKING:
@@ -118,10 +118,7 @@ def _segment(text: str) -> str:
 
 
 def _gcd_id(value: int | str) -> int:
-    text = str(value).strip()
-    if isinstance(value, bool) or not text.isdigit() or int(text) < 1:
-        raise ValueError(f"{value!r} is not a GCD id (a positive whole number)")
-    return int(text)
+    return path_id(value, "a GCD id")
 
 
 # --- GCD JSON → Candidate: the one place -------------------------------------------------------------------------
@@ -135,7 +132,7 @@ def normalise_issue(data: dict[str, Any]) -> Candidate:
     title = clean_text(data.get("title")) or _issue_title(series, number)
     if title is None:
         raise BadResponse(PROVIDER, f"issue {issue_id} has no series name")
-    stories = [s for s in _list(data.get("story_set")) if isinstance(s, dict)]
+    stories = [s for s in as_list(data.get("story_set")) if isinstance(s, dict)]
     comic = [s for s in stories if clean_text(s.get("type")) == "comic story"]
     extra = _extra(data, series_year)
     titles = [t for t in (clean_text(s.get("title")) for s in comic) if t]
@@ -316,8 +313,6 @@ def _api_id(data: Any, kind: str) -> int:
     return int(match["id"])
 
 
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
 
 
 # --- as a metadata provider (collectz.providers.base) ----------------------------------------------------------
@@ -331,12 +326,7 @@ class GcdProvider(ClientProvider):
 
     def by_identifier(self, kind: str, value: str) -> list[Candidate]:
         """By GCD issue id only: the GCD API has no barcode or ISBN search."""
-        if kind != "gcd_id" or not str(value).strip().isdigit():
-            return []
-        try:
-            return [self.client.issue(value)]
-        except NotFoundAt:
-            return []
+        return self.by_own_id(self.client.issue, value) if kind == "gcd_id" else []
 
     def search(self, query: SearchQuery, *, limit: int = 10) -> list[Candidate]:
         """With an issue number: that issue of the series named (its key date in `year`); without: the series."""

@@ -32,7 +32,7 @@ from collectz.providers.http import (
     RateLimited,
     parse_retry_after,
 )
-from collectz.providers.records import Candidate, clean_text, positive_int
+from collectz.providers.records import Candidate, as_dict, as_list, clean_text, positive_int
 from collectz.services.identifiers import IdentifierError, normalise_isbn
 
 if TYPE_CHECKING:
@@ -78,7 +78,7 @@ def error_from_body(body: Any, where: str, *, provider: str = PROVIDER,
     error = body.get("error") if isinstance(body, dict) else None
     if not isinstance(error, dict):
         return None
-    reasons = {entry.get("reason") for key in ("errors", "details") for entry in _list(error.get(key))
+    reasons = {entry.get("reason") for key in ("errors", "details") for entry in as_list(error.get(key))
                if isinstance(entry, dict)}
     said = (clean_text(error.get("message")) or "no message")[:200]
     if reasons & _CREDENTIAL_REASONS:
@@ -186,7 +186,7 @@ def normalise_volume(data: dict[str, Any], *, isbn13: str | None = None) -> Cand
     volume_id = data.get("id")
     if not isinstance(volume_id, str) or not _VOLUME_ID.fullmatch(volume_id):
         raise BadResponse(PROVIDER, "a volume without a valid id")
-    info = _dict(data.get("volumeInfo"))
+    info = as_dict(data.get("volumeInfo"))
     title = clean_text(info.get("title"))
     if title is None:
         raise BadResponse(PROVIDER, f"volume {volume_id} has no title")
@@ -198,9 +198,9 @@ def normalise_volume(data: dict[str, Any], *, isbn13: str | None = None) -> Cand
         provider=PROVIDER, provider_id=volume_id, media_type="book", title=title,
         year=_year_of(published), release_date=_date_of(published), overview=clean_text(info.get("description")),
         rating=_rating(info), genres=_genres(info),
-        people=[("author", n) for n in dict.fromkeys(a for a in (clean_text(x) for x in _list(info.get("authors")))
+        people=[("author", n) for n in dict.fromkeys(a for a in (clean_text(x) for x in as_list(info.get("authors")))
                                                      if a)],
-        identifiers=_identifiers(volume_id, info, isbn13), cover_url=_cover(_dict(info.get("imageLinks"))),
+        identifiers=_identifiers(volume_id, info, isbn13), cover_url=_cover(as_dict(info.get("imageLinks"))),
         details={key: value for key, value in details.items() if value},
         extra={"subtitle": subtitle} if subtitle else {},
     )
@@ -209,7 +209,7 @@ def normalise_volume(data: dict[str, Any], *, isbn13: str | None = None) -> Cand
 def _identifiers(volume_id: str, info: dict[str, Any], asked: str | None) -> dict[str, str]:
     """ISBN-13 as the catalog stores it (the asked one when listed, else ISBN_13, else ISBN_10) and the volume id."""
     found: dict[str, str] = {}
-    for entry in _list(info.get("industryIdentifiers")):
+    for entry in as_list(info.get("industryIdentifiers")):
         if isinstance(entry, dict) and entry.get("type") in ("ISBN_13", "ISBN_10"):
             try:
                 found.setdefault(entry["type"], normalise_isbn(str(entry.get("identifier") or "")))
@@ -225,7 +225,7 @@ def _identifiers(volume_id: str, info: dict[str, Any], asked: str | None) -> dic
 
 def _genres(info: dict[str, Any]) -> list[str]:
     """Category paths ("Fiction / Fantasy / Epic") as their parts, each once; "General" says nothing."""
-    parts = [part.strip() for category in _list(info.get("categories")) if isinstance(category, str)
+    parts = [part.strip() for category in as_list(info.get("categories")) if isinstance(category, str)
              for part in category.split("/")]
     kept: dict[str, str] = {}
     for part in parts:
@@ -271,12 +271,8 @@ def _date_of(published: str | None) -> date | None:
         return None
 
 
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
 
 
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
 
 
 # --- as a metadata provider (collectz.providers.base) ----------------------------------------------------------

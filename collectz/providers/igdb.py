@@ -23,7 +23,7 @@ import requests
 from collectz.providers.base import ClientProvider, SearchQuery
 from collectz.providers.config import ProviderConfig
 from collectz.providers.http import BadCredentials, BadResponse, HttpClient, ProviderError
-from collectz.providers.records import Candidate, clean_text
+from collectz.providers.records import Candidate, as_list, clean_text, path_id
 
 if TYPE_CHECKING:
     from collectz.providers.throttle import Throttle
@@ -248,11 +248,7 @@ def _year_bounds(year: int) -> tuple[int, int]:
 
 
 def _igdb_id(value: int | str) -> int:
-    """An IGDB id as a positive int: it goes into a query, so nothing else may get through."""
-    text = str(value).strip()
-    if isinstance(value, bool) or not text.isdigit() or int(text) < 1:
-        raise ValueError(f"{value!r} is not an IGDB id (a positive whole number)")
-    return int(text)
+    return path_id(value, "an IGDB id")
 
 
 # --- IGDB JSON → Candidate: the one place -------------------------------------------------------------------------
@@ -269,7 +265,7 @@ def normalise_game(data: dict[str, Any], *, platform: str | None = None) -> Cand
     title = clean_text(data.get("name"))
     if title is None:
         raise BadResponse(PROVIDER, f"game {game_id} has no name")
-    companies = [c for c in _list(data.get("involved_companies")) if isinstance(c, dict)]
+    companies = [c for c in as_list(data.get("involved_companies")) if isinstance(c, dict)]
     developers = _company_names(companies, "developer")
     publishers = _company_names(companies, "publisher")
     platforms = _names(data.get("platforms"))
@@ -289,7 +285,7 @@ def matching_platform(data: dict[str, Any], wanted: str) -> str | None:
     wanted = " ".join(wanted.split()).casefold()
     if not wanted:
         return None
-    for entry in _list(data.get("platforms")):
+    for entry in as_list(data.get("platforms")):
         if not isinstance(entry, dict) or not (name := clean_text(entry.get("name"))):
             continue
         abbreviation = (clean_text(entry.get("abbreviation")) or "").casefold()
@@ -298,12 +294,10 @@ def matching_platform(data: dict[str, Any], wanted: str) -> str | None:
     return None
 
 
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
 
 
 def _names(value: Any) -> list[str]:
-    return list(dict.fromkeys(n for e in _list(value) if isinstance(e, dict) and (n := clean_text(e.get("name")))))
+    return list(dict.fromkeys(n for e in as_list(value) if isinstance(e, dict) and (n := clean_text(e.get("name")))))
 
 
 def _company_names(companies: list[dict[str, Any]], flag: str) -> list[str]:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from collectz.providers.base import EAN13, ClientProvider, SearchQuery
 from collectz.providers.config import ProviderConfig
 from collectz.providers.http import BadCredentials, BadResponse, HttpClient, NotFoundAt, ProviderError
-from collectz.providers.records import Candidate, clean_text, parse_date, positive_int
+from collectz.providers.records import Candidate, as_dict, as_list, clean_text, parse_date, path_id, positive_int
 from collectz.services.identifiers import IdentifierError, normalise_ean, normalise_isbn
 
 if TYPE_CHECKING:
@@ -126,11 +126,7 @@ class MetronClient:
 
 
 def _metron_id(value: int | str) -> int:
-    """A Metron id as a positive int: it goes into a URL path, so nothing else may get through."""
-    text = str(value).strip()
-    if isinstance(value, bool) or not text.isdigit() or int(text) < 1:
-        raise ValueError(f"{value!r} is not a Metron id (a positive whole number)")
-    return int(text)
+    return path_id(value, "a Metron id")
 
 
 # --- Metron JSON → Candidate: the one place ----------------------------------------------------------------------
@@ -139,17 +135,17 @@ def _metron_id(value: int | str) -> int:
 def normalise_issue(data: dict[str, Any]) -> Candidate:
     """An issue from /api/issue/{id}/."""
     issue_id = _id_of(data)
-    series = _dict(data.get("series"))
+    series = as_dict(data.get("series"))
     series_name = clean_text(series.get("name"))
     number = clean_text(data.get("number"))
     title = clean_text(data.get("title")) or _issue_title(series_name, number)
     if title is None:
         raise BadResponse(PROVIDER, f"issue {issue_id} has neither a title nor a series")
     people, extra = _credits(data.get("credits"))
-    stories = [name for name in (clean_text(n) for n in _list(data.get("name"))) if name]
+    stories = [name for name in (clean_text(n) for n in as_list(data.get("name"))) if name]
     if stories:
         extra["story_title"] = "; ".join(stories)
-    rating = clean_text(_dict(data.get("rating")).get("name"))
+    rating = clean_text(as_dict(data.get("rating")).get("name"))
     if rating and rating.lower() != "unknown":
         extra["age_rating"] = rating
     cover_date = parse_date(data.get("cover_date"))
@@ -158,14 +154,14 @@ def normalise_issue(data: dict[str, Any]) -> Candidate:
         extra["upc_supplement"] = supplement
     volume = positive_int(series.get("volume"))
     details = {"series": series_name, "issue": number, "volume": str(volume) if volume else None,
-               "publisher": clean_text(_dict(data.get("publisher")).get("name")),
+               "publisher": clean_text(as_dict(data.get("publisher")).get("name")),
                "cover_date": cover_date.isoformat() if cover_date else None, "pages": positive_int(data.get("page"))}
     return Candidate(
         provider=PROVIDER, provider_id=str(issue_id), media_type="comic_book", title=title,
         year=cover_date.year if cover_date else None,
         release_date=parse_date(data.get("store_date")) or cover_date,
         overview=clean_text(data.get("desc")),
-        genres=list(dict.fromkeys(n for n in (clean_text(_dict(g).get("name")) for g in _list(series.get("genres")))
+        genres=list(dict.fromkeys(n for n in (clean_text(as_dict(g).get("name")) for g in as_list(series.get("genres")))
                                   if n)),
         people=people, identifiers=identifiers, cover_url=_image(data.get("image")),
         details={key: value for key, value in details.items() if value not in (None, "")}, extra=extra,
@@ -175,7 +171,7 @@ def normalise_issue(data: dict[str, Any]) -> Candidate:
 def normalise_issue_list_item(data: dict[str, Any]) -> Candidate:
     """One entry of /api/issue/ (id, series name/volume/year_began, number, cover date, image): a light candidate."""
     issue_id = _id_of(data)
-    series = _dict(data.get("series"))
+    series = as_dict(data.get("series"))
     series_name = clean_text(series.get("name"))
     number = clean_text(data.get("number"))
     title = _issue_title(series_name, number) or clean_text(data.get("issue"))
@@ -204,12 +200,12 @@ def _credits(value: Any) -> tuple[list[tuple[str, str]], dict[str, str]]:
     """(people with our roles, extra metadata for cover artists and letterers), in Metron's order, each once."""
     people: list[tuple[str, str]] = []
     extra: dict[str, list[str]] = {}
-    for credit in _list(value):
-        name = clean_text(_dict(credit).get("creator"))
+    for credit in as_list(value):
+        name = clean_text(as_dict(credit).get("creator"))
         if name is None:
             continue
-        for role in _list(_dict(credit).get("role")):
-            role_name = (clean_text(_dict(role).get("name")) or "").lower()
+        for role in as_list(as_dict(credit).get("role")):
+            role_name = (clean_text(as_dict(role).get("name")) or "").lower()
             if role_name in _ROLE_MAP:
                 people.append((_ROLE_MAP[role_name], name))
             elif role_name in _EXTRA_ROLES:
@@ -271,12 +267,8 @@ def _id_of(data: Any) -> int:
     return value
 
 
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
 
 
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
 
 
 def split_issue_title(query: SearchQuery) -> tuple[str, str | None]:
@@ -305,12 +297,7 @@ class MetronProvider(ClientProvider):
         """By barcode (EAN-13/UPC-A, or the 17-digit UPC with its add-on) or Metron id; others: []."""
         if kind == EAN13:
             return self.client.by_barcode(value)
-        if kind == "metron_id" and str(value).strip().isdigit():
-            try:
-                return [self.client.issue(value)]
-            except NotFoundAt:
-                return []
-        return []
+        return self.by_own_id(self.client.issue, value) if kind == "metron_id" else []
 
     def search(self, query: SearchQuery, *, limit: int = 10) -> list[Candidate]:
         """Issues of a series (by name, all words), narrowed by number, cover year and publisher."""

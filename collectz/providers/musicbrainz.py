@@ -30,7 +30,7 @@ from collectz.providers.http import (
     RateLimited,
     parse_retry_after,
 )
-from collectz.providers.records import Candidate, clean_text, parse_date, positive_int
+from collectz.providers.records import Candidate, as_dict, as_list, clean_text, parse_date, positive_int
 from collectz.services.identifiers import IdentifierError, normalise_asin, normalise_ean
 
 if TYPE_CHECKING:
@@ -197,10 +197,10 @@ def normalise_release(data: dict[str, Any], cover_art_base_url: str = COVER_ART_
     title = clean_text(data.get("title"))
     if title is None:
         raise BadResponse(PROVIDER, f"release {release_id} has no title")
-    group = _dict(data.get("release-group"))
+    group = as_dict(data.get("release-group"))
     when = clean_text(data.get("date"))
     label, catalog_number = _label(data)
-    media = [m for m in _list(data.get("media")) if isinstance(m, dict)]
+    media = [m for m in as_list(data.get("media")) if isinstance(m, dict)]
     formats = list(dict.fromkeys(f for m in media if (f := clean_text(m.get("format")))))
     extra = {"catalog_number": catalog_number, "country": clean_text(data.get("country")),
              "media_format": ", ".join(formats) or None, "release_type": clean_text(group.get("primary-type"))}
@@ -215,12 +215,8 @@ def normalise_release(data: dict[str, Any], cover_art_base_url: str = COVER_ART_
     )
 
 
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
 
 
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
 
 
 def _year(when: str | None) -> int | None:
@@ -231,9 +227,9 @@ def _year(when: str | None) -> int | None:
 def _artists(data: dict[str, Any]) -> list[str]:
     """The credited artists, each once, as the release credits them (the credited name, else the artist's)."""
     names = []
-    for credit in _list(data.get("artist-credit")):
+    for credit in as_list(data.get("artist-credit")):
         if isinstance(credit, dict):
-            name = clean_text(credit.get("name")) or clean_text(_dict(credit.get("artist")).get("name"))
+            name = clean_text(credit.get("name")) or clean_text(as_dict(credit.get("artist")).get("name"))
             if name:
                 names.append(name)
     return list(dict.fromkeys(names))
@@ -241,10 +237,10 @@ def _artists(data: dict[str, Any]) -> list[str]:
 
 def _label(data: dict[str, Any]) -> tuple[str | None, str | None]:
     """The first label (and its catalogue number); "[no label]" is MusicBrainz's name for self-released."""
-    for info in _list(data.get("label-info")):
+    for info in as_list(data.get("label-info")):
         if not isinstance(info, dict):
             continue
-        name = clean_text(_dict(info.get("label")).get("name"))
+        name = clean_text(as_dict(info.get("label")).get("name"))
         if name and name.lower() != "[no label]":
             return name, clean_text(info.get("catalog-number"))
     return None, None
@@ -258,7 +254,7 @@ def _track_count(data: dict[str, Any], media: list[dict[str, Any]]) -> int | Non
 
 def _runtime(media: list[dict[str, Any]]) -> int | None:
     """The running time in minutes: the tracks' lengths (milliseconds) when MusicBrainz knows them all."""
-    lengths = [track.get("length") for m in media for track in _list(m.get("tracks")) if isinstance(track, dict)]
+    lengths = [track.get("length") for m in media for track in as_list(m.get("tracks")) if isinstance(track, dict)]
     if not lengths or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in lengths):
         return None
     return round(sum(lengths) / 60000) or None
@@ -269,7 +265,7 @@ def _genres(data: dict[str, Any], group: dict[str, Any]) -> list[str]:
     "Alternative Rock") like the rest of the catalog's genres."""
     found = []
     for source in (data, group):
-        entries = [g for g in _list(source.get("genres")) if isinstance(g, dict) and clean_text(g.get("name"))]
+        entries = [g for g in as_list(source.get("genres")) if isinstance(g, dict) and clean_text(g.get("name"))]
         entries.sort(key=lambda g: -(g["count"] if isinstance(g.get("count"), int) else 0))
         found += [_capitalised(clean_text(g["name"]) or "") for g in entries]
     return list(dict.fromkeys(found))
@@ -296,7 +292,7 @@ def _identifiers(release_id: str, data: dict[str, Any], group: dict[str, Any]) -
 
 def _cover(release_id: str, data: dict[str, Any], cover_art_base_url: str) -> str | None:
     """The Cover Art Archive's front image, when the release says it has one (search results do not say)."""
-    if _dict(data.get("cover-art-archive")).get("front") is not True:
+    if as_dict(data.get("cover-art-archive")).get("front") is not True:
         return None
     return f"{cover_art_base_url.rstrip('/')}/release/{release_id}/{COVER_SIZE}"
 
@@ -317,10 +313,7 @@ class MusicBrainzProvider(ClientProvider):
     def by_identifier(self, kind: str, value: str) -> list[Candidate]:
         """By barcode (EAN-13 / UPC-A) or MusicBrainz release id, in full; other identifiers: []."""
         if kind == RELEASE_ID:
-            try:
-                return [self.client.release(value)]
-            except (ValueError, NotFoundAt):
-                return []
+            return self.by_own_id(self.client.release, value)
         if kind != EAN13:
             return []
         found = self.client.search_barcode(value, limit=10)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from collectz.providers.base import EAN13, ISBN13, ClientProvider, SearchQuery
 from collectz.providers.config import ProviderConfig
 from collectz.providers.http import BadResponse, HttpClient
-from collectz.providers.records import Candidate, clean_text, positive_int
+from collectz.providers.records import Candidate, as_dict, as_list, clean_text, name_of, positive_int
 from collectz.services.identifiers import IdentifierError, normalise_isbn
 
 if TYPE_CHECKING:
@@ -142,7 +142,7 @@ def _search_docs(body: Any) -> list[dict[str, Any]]:
 def _doc_in_year(doc: dict[str, Any], year: int | None) -> bool:
     if year is None:
         return True
-    years = {y for y in _list(doc.get("publish_year")) if isinstance(y, int)}
+    years = {y for y in as_list(doc.get("publish_year")) if isinstance(y, int)}
     first = doc.get("first_publish_year")
     if isinstance(first, int):
         years.add(first)
@@ -162,17 +162,17 @@ def normalise_edition(data: dict[str, Any], *, isbn13: str | None = None,
     title = clean_text(data.get("title"))
     if title is None:
         raise BadResponse(PROVIDER, f"edition {olid} has no title")
-    identifiers = _edition_identifiers(olid, _dict(data.get("identifiers")), isbn13)
+    identifiers = _edition_identifiers(olid, as_dict(data.get("identifiers")), isbn13)
     published = clean_text(data.get("publish_date"))
-    publisher = next((n for n in (_name_of(p) for p in _list(data.get("publishers"))) if n), None)
+    publisher = next((n for n in (name_of(p) for p in as_list(data.get("publishers"))) if n), None)
     pages = positive_int(data.get("number_of_pages")) or _pages_from(data.get("pagination"))
     subtitle = clean_text(data.get("subtitle"))
     return Candidate(
         provider=PROVIDER, provider_id=olid, media_type="book", title=title,
         year=_year_of(published), release_date=_date_of(published),
-        genres=_genres([_name_of(s) for s in _list(data.get("subjects"))]),
+        genres=_genres([name_of(s) for s in as_list(data.get("subjects"))]),
         people=[("author", name) for name in _names(data.get("authors"))],
-        identifiers=identifiers, cover_url=_cover_url(_dict(data.get("cover")).get("large"), covers_url),
+        identifiers=identifiers, cover_url=_cover_url(as_dict(data.get("cover")).get("large"), covers_url),
         details={key: value for key, value in {"publisher": publisher, "pages": pages}.items() if value},
         extra={"subtitle": subtitle} if subtitle else {},
     )
@@ -189,7 +189,7 @@ def normalise_search_doc(doc: dict[str, Any], *, covers_url: str = DEFAULT_COVER
     work = _WORK_KEY.fullmatch(str(doc.get("key") or ""))
     if work:
         identifiers["openlibrary_work_id"] = work[1]
-    publisher = next((n for n in (clean_text(p) for p in _list(doc.get("publisher"))) if n), None)
+    publisher = next((n for n in (clean_text(p) for p in as_list(doc.get("publisher"))) if n), None)
     pages = positive_int(doc.get("number_of_pages_median"))
     first_year = doc.get("first_publish_year")
     cover_id = doc.get("cover_i")
@@ -197,9 +197,9 @@ def normalise_search_doc(doc: dict[str, Any], *, covers_url: str = DEFAULT_COVER
     return Candidate(
         provider=PROVIDER, provider_id=olid, media_type="book", title=title,
         year=first_year if isinstance(first_year, int) and not isinstance(first_year, bool) else None,
-        genres=_genres([clean_text(s) for s in _list(doc.get("subject"))]),
+        genres=_genres([clean_text(s) for s in as_list(doc.get("subject"))]),
         people=[("author", name) for name in dict.fromkeys(
-            n for n in (clean_text(a) for a in _list(doc.get("author_name"))) if n)],
+            n for n in (clean_text(a) for a in as_list(doc.get("author_name"))) if n)],
         identifiers=identifiers,
         cover_url=cover_url_for(cover_id, covers_url) if isinstance(cover_id, int) else None,
         details={key: value for key, value in {"publisher": publisher, "pages": pages}.items() if value},
@@ -229,7 +229,7 @@ def _edition_id(data: dict[str, Any]) -> str:
 
 def _search_edition(doc: dict[str, Any]) -> str | None:
     """The edition a work stands for: its cover edition, else the first edition listed."""
-    for value in (doc.get("cover_edition_key"), *_list(doc.get("edition_key"))[:1]):
+    for value in (doc.get("cover_edition_key"), *as_list(doc.get("edition_key"))[:1]):
         if isinstance(value, str) and _OLID.fullmatch(value):
             return value
     return None
@@ -238,7 +238,7 @@ def _search_edition(doc: dict[str, Any]) -> str | None:
 def _edition_identifiers(olid: str, ids: dict[str, Any], asked: str | None) -> dict[str, str]:
     """ISBN-13 as the catalog stores it (the asked one, else the first valid ISBN-13 or ISBN-10), the edition id,
     and the other catalogues' ids Open Library lists, kept as item metadata."""
-    isbns = [normalised for raw in (*_list(ids.get("isbn_13")), *_list(ids.get("isbn_10")))
+    isbns = [normalised for raw in (*as_list(ids.get("isbn_13")), *as_list(ids.get("isbn_10")))
              if (normalised := _isbn13(raw))]
     identifiers = {"openlibrary_id": olid}
     isbn13 = asked if asked and (asked in isbns or not isbns) else next(iter(isbns), None)
@@ -246,7 +246,7 @@ def _edition_identifiers(olid: str, ids: dict[str, Any], asked: str | None) -> d
         identifiers["isbn13"] = isbn13
     for source, name in (("lccn", "lccn"), ("oclc", "oclc"), ("goodreads", "goodreads_id"),
                          ("librarything", "librarything_id")):
-        value = next((clean_text(v) for v in _list(ids.get(source)) if clean_text(v)), None)
+        value = next((clean_text(v) for v in as_list(ids.get(source)) if clean_text(v)), None)
         if value:
             identifiers[name] = value
     return identifiers
@@ -262,7 +262,7 @@ def _isbn13(raw: Any) -> str | None:
 
 
 def _names(value: Any) -> list[str]:
-    return list(dict.fromkeys(n for n in (_name_of(entry) for entry in _list(value)) if n))
+    return list(dict.fromkeys(n for n in (name_of(entry) for entry in as_list(value)) if n))
 
 
 def _genres(subjects: list[str | None]) -> list[str]:
@@ -298,16 +298,10 @@ def _pages_from(pagination: Any) -> int | None:
     return positive_int(counts[-1]) if counts else None
 
 
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
 
 
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
 
 
-def _name_of(entry: Any) -> str | None:
-    return clean_text(entry.get("name")) if isinstance(entry, dict) else None
 
 
 # --- as a metadata provider (collectz.providers.base) ----------------------------------------------------------

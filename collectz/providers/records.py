@@ -169,3 +169,41 @@ def positive_int(value: Any) -> int | None:
 
 __all__ = ["Candidate", "EpisodeInfo", "SeasonInfo", "RECORD_IDENTIFIERS", "clean_text", "parse_date",
            "positive_int"]
+
+
+# --- reading provider JSON defensively (one copy for every provider) --------------------------------------------
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    """`value` when a provider sent an object there, else {} (answers are untrusted: a field may be anything)."""
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: Any) -> list[Any]:
+    """`value` when a provider sent a list there, else []."""
+    return value if isinstance(value, list) else []
+
+
+def name_of(entry: Any) -> str | None:
+    """The cleaned "name" of an object entry (a genre, a company...), or None."""
+    return clean_text(entry.get("name")) if isinstance(entry, dict) else None
+
+
+def path_id(value: int | str, what: str) -> int:
+    """A provider id as a positive int: it goes into a URL path or a query, so nothing else may get through.
+    ValueError names it (`what`: "a TMDB id", "a Discogs release id"...)."""
+    text = str(value).strip()
+    if isinstance(value, bool) or not text.isdigit() or int(text) < 1:
+        raise ValueError(f"{value!r} is not {what} (a positive whole number)")
+    return int(text)
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON values of a dataclass dump: dates as ISO text, tuples as lists."""
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value

@@ -22,7 +22,18 @@ from collectz.providers.http import (
     RateLimited,
     Unavailable,
 )
-from collectz.providers.records import Candidate, EpisodeInfo, SeasonInfo, clean_text, parse_date, positive_int
+from collectz.providers.records import (
+    Candidate,
+    EpisodeInfo,
+    SeasonInfo,
+    as_dict,
+    as_list,
+    clean_text,
+    name_of,
+    parse_date,
+    path_id,
+    positive_int,
+)
 
 if TYPE_CHECKING:
     from collectz.providers.throttle import Throttle
@@ -232,11 +243,7 @@ def _results(data: dict[str, Any], key: str) -> list[dict[str, Any]]:
 
 
 def _tmdb_id(value: int | str) -> int:
-    """A TMDB id as a positive int: it goes into a URL path, so nothing else may get through."""
-    text = str(value).strip()
-    if isinstance(value, bool) or not text.isdigit() or int(text) < 1:
-        raise ValueError(f"{value!r} is not a TMDB id (a positive whole number)")
-    return int(text)
+    return path_id(value, "a TMDB id")
 
 
 # --- TMDB JSON → Candidate: the one place ------------------------------------------------------------------------
@@ -248,15 +255,15 @@ def normalise_movie(data: dict[str, Any], image_base_url: str) -> Candidate:
     title = clean_text(data.get("title")) or clean_text(data.get("original_title"))
     if title is None:
         raise BadResponse(PROVIDER, f"movie {movie_id} has no title")
-    credits = _dict(data.get("credits"))
-    crew = [entry for entry in _list(credits.get("crew")) if isinstance(entry, dict)]
+    credits = as_dict(data.get("credits"))
+    crew = [entry for entry in as_list(credits.get("crew")) if isinstance(entry, dict)]
     people = ([("director", n) for n in _crew_names(crew, lambda c: c.get("job") == "Director")]
               + [("writer", n) for n in _crew_names(crew, lambda c: c.get("department") == "Writing"
                                                     and c.get("job") in _WRITER_JOBS)]
               + [("producer", n) for n in _crew_names(crew, lambda c: c.get("job") == "Producer")]
               + [("cast", n) for n in _cast_names(credits)])
     composers = _crew_names(crew, lambda c: c.get("job") in _COMPOSER_JOBS)
-    studio = next((n for n in (_name_of(c) for c in _list(data.get("production_companies"))) if n), None)
+    studio = next((n for n in (name_of(c) for c in as_list(data.get("production_companies"))) if n), None)
     return Candidate(
         provider=PROVIDER, provider_id=str(movie_id), media_type="movie", title=title,
         original_title=_original(data.get("original_title"), title),
@@ -275,10 +282,10 @@ def normalise_tv(data: dict[str, Any], image_base_url: str) -> Candidate:
     title = clean_text(data.get("name")) or clean_text(data.get("original_name"))
     if title is None:
         raise BadResponse(PROVIDER, f"TV series {series_id} has no name")
-    creators = [n for n in (_name_of(c) for c in _list(data.get("created_by"))) if n]
-    people = [("creator", n) for n in dict.fromkeys(creators)] + [("cast", n) for n in _cast_names(_dict(
+    creators = [n for n in (name_of(c) for c in as_list(data.get("created_by"))) if n]
+    people = [("creator", n) for n in dict.fromkeys(creators)] + [("cast", n) for n in _cast_names(as_dict(
         data.get("credits")))]
-    network = next((n for n in (_name_of(c) for c in _list(data.get("networks"))) if n), None)
+    network = next((n for n in (name_of(c) for c in as_list(data.get("networks"))) if n), None)
     details = {"network": network, "status": clean_text(data.get("status"))}
     return Candidate(
         provider=PROVIDER, provider_id=str(series_id), media_type="tv_series", title=title,
@@ -286,7 +293,7 @@ def normalise_tv(data: dict[str, Any], image_base_url: str) -> Candidate:
         release_date=parse_date(data.get("first_air_date")), overview=clean_text(data.get("overview")),
         runtime=_episode_runtime(data), rating=_rating(data), genres=_genres(data, TV_GENRES), people=people,
         identifiers=_identifiers(series_id, data), cover_url=_poster(data, image_base_url),
-        seasons=[_season_summary(s) for s in _list(data.get("seasons")) if isinstance(s, dict)
+        seasons=[_season_summary(s) for s in as_list(data.get("seasons")) if isinstance(s, dict)
                  and _season_number(s) is not None],
         details={key: value for key, value in details.items() if value},
     )
@@ -298,7 +305,7 @@ def normalise_season(data: dict[str, Any]) -> SeasonInfo:
     if number is None:
         raise BadResponse(PROVIDER, "a season without a season_number")
     episodes = [EpisodeInfo(number=n, title=clean_text(e.get("name")), air_date=parse_date(e.get("air_date")))
-                for e in _list(data.get("episodes")) if isinstance(e, dict)
+                for e in as_list(data.get("episodes")) if isinstance(e, dict)
                 and (n := _whole(e.get("episode_number"))) is not None]
     episodes.sort(key=lambda episode: episode.number)
     return SeasonInfo(number=number, episode_count=len(episodes), name=clean_text(data.get("name")),
@@ -338,16 +345,10 @@ def _season_number(data: dict[str, Any]) -> int | None:
     return number if number is not None and number >= 0 else None
 
 
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
 
 
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
 
 
-def _name_of(entry: Any) -> str | None:
-    return clean_text(entry.get("name")) if isinstance(entry, dict) else None
 
 
 def _original(value: Any, title: str) -> str | None:
@@ -357,14 +358,14 @@ def _original(value: Any, title: str) -> str | None:
 
 def _crew_names(crew: list[dict[str, Any]], wanted: Any) -> list[str]:
     """Names of the crew members `wanted` accepts, in TMDB's order, each once."""
-    return list(dict.fromkeys(n for c in crew if wanted(c) and (n := _name_of(c))))
+    return list(dict.fromkeys(n for c in crew if wanted(c) and (n := name_of(c))))
 
 
 def _cast_names(credits: dict[str, Any]) -> list[str]:
     """The top-billed cast (TMDB's `order`), each once."""
-    cast = [c for c in _list(credits.get("cast")) if isinstance(c, dict)]
+    cast = [c for c in as_list(credits.get("cast")) if isinstance(c, dict)]
     cast.sort(key=lambda c: c["order"] if isinstance(c.get("order"), int) else 1_000_000)
-    return list(dict.fromkeys(n for c in cast if (n := _name_of(c))))[:CAST_LIMIT]
+    return list(dict.fromkeys(n for c in cast if (n := name_of(c))))[:CAST_LIMIT]
 
 
 def _rating(data: dict[str, Any]) -> float | None:
@@ -380,12 +381,12 @@ def _rating(data: dict[str, Any]) -> float | None:
 def _genres(data: dict[str, Any], names: dict[int, str]) -> list[str]:
     """Genre names from details (`genres`), or from a search result's `genre_ids`."""
     if "genres" in data:
-        return list(dict.fromkeys(n for n in (_name_of(g) for g in _list(data.get("genres"))) if n))
-    return list(dict.fromkeys(names[i] for i in _list(data.get("genre_ids")) if isinstance(i, int) and i in names))
+        return list(dict.fromkeys(n for n in (name_of(g) for g in as_list(data.get("genres"))) if n))
+    return list(dict.fromkeys(names[i] for i in as_list(data.get("genre_ids")) if isinstance(i, int) and i in names))
 
 
 def _identifiers(tmdb_id: int, data: dict[str, Any]) -> dict[str, str]:
-    external = _dict(data.get("external_ids"))
+    external = as_dict(data.get("external_ids"))
     ids = {"tmdb_id": str(tmdb_id)}
     for key in ("imdb_id", "tvdb_id", "wikidata_id"):
         value = data.get(key) if data.get(key) not in (None, "") else external.get(key)
@@ -405,10 +406,10 @@ def _poster(data: dict[str, Any], image_base_url: str) -> str | None:
 
 def _episode_runtime(data: dict[str, Any]) -> int | None:
     """A series' runtime is its episodes': TMDB's `episode_run_time` (often empty now), else the latest episode's."""
-    for value in _list(data.get("episode_run_time")):
+    for value in as_list(data.get("episode_run_time")):
         if (minutes := positive_int(value)) is not None:
             return minutes
-    return positive_int(_dict(data.get("last_episode_to_air")).get("runtime"))
+    return positive_int(as_dict(data.get("last_episode_to_air")).get("runtime"))
 
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_IMAGE_BASE_URL", "PROVIDER", "TmdbClient", "credentials",

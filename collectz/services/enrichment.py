@@ -31,7 +31,7 @@ from collectz.models.base import utcnow
 from collectz.providers import registry
 from collectz.providers.base import ASIN, EAN13, IMDB_ID, ISBN13, TMDB_ID, MetadataProvider, SearchQuery
 from collectz.providers.http import BadCredentials, ProviderError, UrlRejected
-from collectz.providers.records import Candidate, EpisodeInfo, SeasonInfo
+from collectz.providers.records import Candidate, EpisodeInfo, SeasonInfo, jsonable
 from collectz.security.permissions import can_edit_media, require_media_edit, require_writer
 from collectz.services import audit, flags
 from collectz.services.errors import Conflict, InvalidInput, NotFound
@@ -173,17 +173,9 @@ def threshold() -> float:
 
 def candidate_to_dict(candidate: Candidate) -> dict[str, Any]:
     """A Candidate as plain JSON values (dates as ISO text, people as [role, name])."""
-    return _jsonable(dataclasses.asdict(candidate))
+    return jsonable(dataclasses.asdict(candidate))
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
 
 
 def candidate_from_dict(data: dict[str, Any]) -> Candidate:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from collectz.config import current_settings, provider_urls
+from collectz.config import current_settings
 from collectz.extensions import db
 from collectz.models import AppIntegration
 from collectz.models.base import utcnow
@@ -599,12 +599,9 @@ class _VisionCheck:
     """Cover recognition's Test: an OpenAI-compatible API lists its models for a valid key (GET /models)."""
 
     def __init__(self, config: ProviderConfig) -> None:
-        from collectz.providers.http import HttpClient
+        from collectz.services.lookup import vision_http
 
-        base_url = provider_urls(current_settings().PROVIDER_URL_OVERRIDES).get("covers")
-        self.http = HttpClient("covers", base_url or config.base_url or "https://api.openai.com/v1",
-                               allow_private=base_url is not None or config.allow_private, timeout=config.timeout,
-                               headers={"Authorization": f"Bearer {config.secret('api_key')}"})
+        self.http = vision_http(config)
 
     def check(self) -> None:
         self.http.get_json("/models")

@@ -26,7 +26,7 @@ from collectz.models.media_types import MEDIA_TYPES, PERSON_ROLES, TMDB_TYPES, T
 from collectz.providers import registry
 from collectz.providers.base import EAN13, IMDB_ID, ISBN13, MetadataProvider, SearchQuery
 from collectz.providers.http import BadResponse, HttpClient, ProviderError
-from collectz.providers.records import Candidate, SeasonInfo
+from collectz.providers.records import Candidate, SeasonInfo, jsonable
 from collectz.services import flags, integrations
 from collectz.services.errors import InvalidInput
 from collectz.services.identifiers import IdentifierError, normalise_ean, normalise_isbn, parse_lookup
@@ -252,17 +252,9 @@ def candidate_token(candidate: Candidate) -> str:
     """The candidate, signed, for the Apply button (a tampered token is refused, not half-applied)."""
     data = asdict(candidate)
     data["seasons"] = [{**s, "episodes": []} for s in data["seasons"]]
-    return _serializer().dumps(_jsonable(data))
+    return _serializer().dumps(jsonable(data))
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
 
 
 def candidate_from_token(token: str) -> Candidate:
@@ -472,13 +464,18 @@ def _cover_jpeg(image_bytes: bytes) -> bytes:
     return out.getvalue()
 
 
+def vision_http(config: Any, *, timeout: float | None = None) -> HttpClient:
+    """The cover-recognition card's OpenAI-compatible API (the server's override address wins: it is trusted)."""
+    base_url = provider_urls(current_settings().PROVIDER_URL_OVERRIDES).get("covers")
+    return HttpClient("covers", base_url or config.base_url or "https://api.openai.com/v1",
+                      allow_private=base_url is not None or config.allow_private,
+                      timeout=timeout or config.timeout,
+                      headers={"Authorization": f"Bearer {config.secret('api_key')}"})
+
+
 def _ask_vision(config: Any, picture: bytes, media_type: str) -> tuple[str | None, int | None]:
     """One chat-completions call with the image; the model is asked for JSON with the title and year."""
-    base_url = provider_urls(current_settings().PROVIDER_URL_OVERRIDES).get("covers")
-    allow_private = base_url is not None or config.allow_private  # the server's own setting is trusted
-    http = HttpClient("covers", base_url or config.base_url or "https://api.openai.com/v1",
-                      allow_private=allow_private, timeout=max(config.timeout, OCR_TIMEOUT),
-                      headers={"Authorization": f"Bearer {config.secret('api_key')}"})
+    http = vision_http(config, timeout=max(config.timeout, OCR_TIMEOUT))
     prompt = (f"This is a photo of the cover of a {MEDIA_TYPES.get(media_type, 'item').lower()}. Read the title "
               "printed on it. Reply with JSON only, like {\"title\": \"…\", \"year\": 1999}; use null for a year "
               "that is not printed and for a title you cannot read.")
