@@ -3,9 +3,9 @@
 Imports write tens of thousands of rows per minute; SQLAlchemy's per-row parameter handling costs more than the
 database's own work at that rate. These helpers keep what matters of it — each column's type conversion (the
 type's bind processor: dates, JSON, our UTC timestamps) and the column defaults — and hand the driver flat
-parameter lists: on SQLite multi-row INSERTs (one statement per page of rows: the full-text trigger then flushes
-once per statement, not once per row), on PostgreSQL a pipelined executemany; UPDATEs as one executemany. Used
-inside the caller's transaction.
+parameter lists. SQLite: multi-row INSERTs (one statement per page of rows: the full-text trigger then flushes once
+per statement, not once per row) and UPDATEs as one executemany. PostgreSQL: COPY (ON CONFLICT inserts and UPDATEs
+go through a scratch table filled by COPY, then one statement). Used inside the caller's transaction.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from collectz.extensions import db
 # Bound parameters per statement: SQLite's limit (32766 since 3.32) and PostgreSQL's (65535).
 _MAX_PARAMS = {"sqlite": 32766, "postgresql": 65535}
 MAX_PAGE = 256  # rows per INSERT statement
+_SCRATCH_SERIAL = 0  # PostgreSQL scratch tables get a new name each: several may live in one transaction
 
 
 def _placeholder(dialect: Any) -> str:
@@ -83,12 +84,15 @@ def insert_rows(table: Table, rows: Sequence[dict[str, Any]], *, on_conflict_do_
         tail = f" ON CONFLICT ({', '.join(quote(c) for c in on_conflict_do_nothing)}) DO NOTHING"
     one = "(" + ", ".join([mark] * len(columns)) + ")"
     if dialect.name == "postgresql":
-        # psycopg sends an executemany as one pipeline, and converts a short statement's placeholders once (a long
-        # multi-row statement's it would parse again for every call, in Python).
-        connection.exec_driver_sql(head + one + tail, [
-            tuple(value if proc is None else proc(value)
-                  for proc, value in zip(processors, [*(row[name] for name in names), *fixed], strict=True))
-            for row in rows])
+        values = _values(processors, names, fixed, rows)
+        if not on_conflict_do_nothing:
+            _copy(connection, table.name, columns, values)
+            return
+        # ON CONFLICT needs an INSERT: the rows go by COPY into a scratch table, then one INSERT ... SELECT.
+        scratch = _scratch(connection, table, columns, values)
+        listed = ", ".join(quote(c) for c in columns)
+        connection.exec_driver_sql(f"INSERT INTO {quote(table.name)} ({listed}) SELECT {listed} FROM {scratch}"
+                                   + tail)
         return
     for start, size in _pages(len(rows), _MAX_PARAMS.get(dialect.name, 999) // len(columns)):
         chunk = rows[start:start + size]
@@ -98,6 +102,36 @@ def insert_rows(table: Table, rows: Sequence[dict[str, Any]], *, on_conflict_do_
             flat.extend(value if proc is None else proc(value)
                         for proc, value in zip(processors, values, strict=True))
         connection.exec_driver_sql(head + ", ".join([one] * len(chunk)) + tail, tuple(flat))
+
+
+def _values(processors: list[Callable[[Any], Any] | None], names: Sequence[str], fixed: list[Any],
+            rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """Each row's values in column order (the given names, then the defaults), converted by the bind processors."""
+    return [tuple(value if proc is None else proc(value)
+                  for proc, value in zip(processors, [*(row[name] for name in names), *fixed], strict=True))
+            for row in rows]
+
+
+def _copy(connection: Any, table_name: str, columns: Sequence[str], values: list[tuple[Any, ...]]) -> None:
+    """PostgreSQL: COPY ... FROM STDIN (text format) on the session's own connection, in its transaction. Several
+    times cheaper per row than INSERTs: no statement per row to parse, plan and send."""
+    quote = connection.dialect.identifier_preparer.quote
+    sql = f"COPY {quote(table_name)} ({', '.join(quote(c) for c in columns)}) FROM STDIN"
+    with connection.connection.driver_connection.cursor() as cursor, cursor.copy(sql) as copy:
+        for row in values:
+            copy.write_row(row)
+
+
+def _scratch(connection: Any, table: Table, columns: Sequence[str], values: list[tuple[Any, ...]]) -> str:
+    """PostgreSQL: a temporary table with the columns' types (no constraints, gone at commit) holding the values."""
+    global _SCRATCH_SERIAL
+    _SCRATCH_SERIAL += 1
+    quote = connection.dialect.identifier_preparer.quote
+    name = f"bulk_scratch_{_SCRATCH_SERIAL}"
+    connection.exec_driver_sql(f"CREATE TEMPORARY TABLE {name} ON COMMIT DROP AS SELECT "
+                               f"{', '.join(quote(c) for c in columns)} FROM {quote(table.name)} WITH NO DATA")
+    _copy(connection, name, columns, values)
+    return name
 
 
 def update_rows(table: Table, key: str, rows: Sequence[dict[str, Any]]) -> None:
@@ -112,7 +146,11 @@ def update_rows(table: Table, key: str, rows: Sequence[dict[str, Any]]) -> None:
     mark = _placeholder(dialect)
     sql = (f"UPDATE {quote(table.name)} SET {', '.join(f'{quote(n)} = {mark}' for n in names)} "
            f"WHERE {quote(key)} = {mark}")
-    params = [tuple(value if proc is None else proc(value)
-                    for proc, value in zip(processors, [*(row[n] for n in names), row[key]], strict=True))
-              for row in rows]
+    params = _values(processors, [*names, key], [], rows)
+    if dialect.name == "postgresql":  # one UPDATE ... FROM a scratch table filled by COPY
+        scratch = _scratch(connection, table, [*names, key], params)
+        connection.exec_driver_sql(
+            f"UPDATE {quote(table.name)} AS t SET {', '.join(f'{quote(n)} = s.{quote(n)}' for n in names)} "
+            f"FROM {scratch} AS s WHERE t.{quote(key)} = s.{quote(key)}")
+        return
     connection.exec_driver_sql(sql, params)

@@ -1,0 +1,355 @@
+"""The load benchmark: a mixed workload against gunicorn (3 workers) over loopback, for a bounded time.
+
+Seeds the standard data set (bench/seed.py, as the library benchmark does) into a fresh database, starts gunicorn
+(3 gthread workers × 4 threads, like a small production deployment), and drives it from `--connections`
+keep-alive clients with a fixed mix: 60 % list and filter fragments, 20 % searches, 15 % item pages, 5 % writes (a
+member's own rating and status, POSTed with the CSRF token of the client's session, as htmx sends them). Every
+answer must be a 200; anything else, a timeout or a dropped connection counts as an error.
+
+Memory: after a warm-up of the same mix, the resident memory of the gunicorn workers is read (from /proc), and
+again at the end; `worker_rss_growth` is the relative growth of their sum (the issue's limit: 10 %).
+
+Writes bench/results/load-<db>.json (format: ../shared/BENCH.md; `--out DIR` elsewhere) and prints a line per
+class. Defaults are the full size (100,000 items, 300 s); `make test` runs a reduced size
+(tests/test_bench_load_smoke.py). Targets are reported, never enforced here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.client import HTTPConnection, HTTPException
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from bench.library import ROOT, build_app, case_info, cases, free_port, git_sha, percentile, postgres_url, sqlite_url
+from bench.seed import ITEMS, analyze, seed
+
+RESULTS = Path(__file__).resolve().parent / "results"
+MIX = (("list", 60), ("search", 20), ("detail", 15), ("write", 5))
+TARGETS = {"req_per_s": 300.0, "errors": 0, "worker_rss_growth": 0.10}
+HX = {"HX-Request": "true"}
+WORKERS = 3
+THREADS = 4
+
+
+@dataclass
+class Plan:
+    """What the clients request: URLs per class, item ids, the session cookie."""
+
+    lists: list[str]
+    searches: list[str]
+    item_ids: list[int]
+    token: str
+
+
+@dataclass
+class Tally:
+    latencies: dict[str, list[float]] = field(default_factory=lambda: {kind: [] for kind, _ in MIX})
+    errors: dict[str, int] = field(default_factory=lambda: {kind: 0 for kind, _ in MIX})
+    samples: list[str] = field(default_factory=list)  # a few error descriptions
+
+
+def prepare(app: Any, items: int) -> Plan:
+    """Migrate, add the member the clients act as, seed, analyze; the URLs of the mix."""
+    from sqlalchemy import select
+
+    from collectz.extensions import db
+    from collectz.models import Media, User
+    from collectz.schema import upgrade
+    from collectz.security.passwords import hash_password
+    from collectz.services.sessions import create_session
+
+    upgrade(app)
+    with app.app_context():
+        owner = User(email="bench@example.org", name="Bench", role="admin", password_hash=hash_password("x" * 12))
+        db.session.add(owner)
+        db.session.commit()
+        with db.engine.begin() as conn:
+            summary = seed(conn, items, users={"bench@example.org": owner.id})
+        analyze(db.engine)
+        info = case_info(summary)
+        with app.test_request_context():
+            token, _row = create_session(owner, remember=True, ip="127.0.0.1", user_agent="bench-load")
+        db.session.commit()
+        ids = list(db.session.scalars(select(Media.id)))
+        db.session.remove()
+    every = cases(info)
+    lists = [c.path for c in every if c.kind in ("list", "rows") and c.fragment]
+    searches = [c.path for c in every if c.kind == "search"]
+    searches += ["/library/?" + urlencode({"q": word}) for word in ("river", "dark", "love", "star", "blue")]
+    return Plan(lists=lists, searches=searches, item_ids=ids, token=token)
+
+
+def start_server(database_url: str, instance: Path) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": database_url, "INSTANCE_PATH": str(instance), "LOG_LEVEL": "WARNING",
+           "COLLECTZ_ENV": "development", "REDIS_URL": "", "AUDIT_LOG_MODE": "failures",
+           "RUN_MIGRATIONS_ON_START": "false"}
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    server = subprocess.Popen(
+        [str(gunicorn), "--bind", f"127.0.0.1:{port}", "--workers", str(WORKERS), "--threads", str(THREADS),
+         "--worker-class", "gthread", "--log-level", "warning", "--keep-alive", "30", "wsgi:app"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                err = server.stderr.read().decode() if server.stderr else ""
+                raise SystemExit(f"gunicorn did not start: {err[-800:]}") from None
+            time.sleep(0.2)
+    return server, port
+
+
+def stop_server(server: subprocess.Popen[bytes]) -> None:
+    server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
+def worker_rss_kib(master_pid: int) -> dict[int, int]:
+    """Resident memory (KiB) of each gunicorn worker: the master's children, read from /proc."""
+    found: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        if fields.get("PPid", "").strip() == str(master_pid) and "VmRSS" in fields:
+            found[int(entry.name)] = int(fields["VmRSS"].split()[0])
+    return found
+
+
+class Client:
+    """One keep-alive connection acting as the bench member; its own session cookie jar and CSRF token."""
+
+    def __init__(self, port: int, plan: Plan, seed_value: int) -> None:
+        self.port = port
+        self.plan = plan
+        self.rng = random.Random(seed_value)
+        self.cookies = {"collectz_session": plan.token}
+        self.conn = HTTPConnection("127.0.0.1", port, timeout=30)
+        self.csrf = ""
+
+    def _headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        return {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items()), **HX, **(extra or {})}
+
+    def _send(self, method: str, path: str, body: str | None = None,
+              headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+        try:
+            self.conn.request(method, path, body=body, headers=self._headers(headers))
+            resp = self.conn.getresponse()
+            data = resp.read()
+        except (OSError, HTTPException):
+            self.conn.close()
+            self.conn = HTTPConnection("127.0.0.1", self.port, timeout=30)
+            raise
+        for header, value in resp.getheaders():
+            if header.lower() == "set-cookie":
+                name, _, rest = value.partition("=")
+                self.cookies[name.strip()] = rest.split(";", 1)[0]
+        return resp.status, data
+
+    def login_csrf(self) -> None:
+        status, data = self._send("GET", "/auth/csrf")
+        if status != 200:
+            raise SystemExit(f"could not get a CSRF token: HTTP {status}")
+        self.csrf = json.loads(data)["token"]
+
+    def pick(self) -> str:
+        roll = self.rng.randrange(100)
+        for kind, share in MIX:
+            if roll < share:
+                return kind
+            roll -= share
+        return MIX[-1][0]
+
+    def one(self, kind: str) -> tuple[int, bytes]:
+        if kind == "list":
+            return self._send("GET", self.rng.choice(self.plan.lists))
+        if kind == "search":
+            return self._send("GET", self.rng.choice(self.plan.searches))
+        media_id = self.rng.choice(self.plan.item_ids)
+        if kind == "detail":
+            return self._send("GET", f"/library/media/{media_id}")
+        body = urlencode({"rating": self.rng.randint(0, 10), "status": "", "csrf_token": self.csrf})
+        return self._send("POST", f"/library/media/{media_id}/state", body,
+                          {"Content-Type": "application/x-www-form-urlencoded", "X-CSRFToken": self.csrf})
+
+
+def drive(port: int, plan: Plan, connections: int, seconds: float, tally: Tally | None,
+          seed_value: int = 7) -> float:
+    """Run `connections` clients for `seconds`; returns the elapsed time (tally None: a warm-up)."""
+    stop = threading.Event()
+    clients = [Client(port, plan, seed_value * 1000 + i) for i in range(connections)]
+    for client in clients:
+        client.login_csrf()
+    lock = threading.Lock()
+
+    def run(client: Client) -> None:
+        while not stop.is_set():
+            kind = client.pick()
+            started = time.perf_counter()
+            try:
+                status, data = client.one(kind)
+                problem = None if status == 200 else f"{kind}: HTTP {status} {data[:120]!r}"
+            except (OSError, HTTPException) as exc:
+                problem = f"{kind}: {type(exc).__name__}: {exc}"
+            elapsed = (time.perf_counter() - started) * 1000
+            if tally is None:
+                continue
+            with lock:
+                tally.latencies[kind].append(elapsed)
+                if problem:
+                    tally.errors[kind] += 1
+                    if len(tally.samples) < 5:
+                        tally.samples.append(problem)
+
+    threads = [threading.Thread(target=run, args=(c,), daemon=True) for c in clients]
+    began = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    stop.wait(seconds)
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=60)
+    for client in clients:
+        client.conn.close()
+    return time.perf_counter() - began
+
+
+def summarise(tally: Tally, elapsed: float) -> dict[str, Any]:
+    every = [v for values in tally.latencies.values() for v in values]
+    row: dict[str, Any] = {
+        "name": "mixed_load", "seconds": round(elapsed, 1), "requests": len(every),
+        "req_per_s": round(len(every) / max(elapsed, 0.001), 1), "errors": sum(tally.errors.values()),
+        "p50_ms": round(statistics.median(every), 2) if every else None,
+        "p95_ms": round(percentile(every, 95), 2) if every else None,
+        "p99_ms": round(percentile(every, 99), 2) if every else None,
+        "mix": {kind: share for kind, share in MIX},
+        "by_class": {kind: {"n": len(values), "errors": tally.errors[kind],
+                            "p50_ms": round(statistics.median(values), 2) if values else None,
+                            "p95_ms": round(percentile(values, 95), 2) if values else None}
+                     for kind, values in tally.latencies.items()},
+    }
+    if tally.samples:
+        row["error_samples"] = tally.samples
+    return row
+
+
+def run_db(db_name: str, database_url: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    from collectz.extensions import db
+
+    instance = work / f"instance-load-{db_name}"
+    instance.mkdir(parents=True, exist_ok=True)
+    app = build_app(database_url, instance)
+    print(f"[{db_name}] seeding {args.items:,} items …", flush=True)
+    plan = prepare(app, args.items)
+    with app.app_context():
+        db.engine.dispose()
+    server, port = start_server(database_url, instance)
+    try:
+        drive(port, plan, args.connections, args.warmup, None)
+        before = worker_rss_kib(server.pid)
+        tally = Tally()
+        print(f"[{db_name}] {args.connections} connections for {args.seconds:g} s …", flush=True)
+        elapsed = drive(port, plan, args.connections, args.seconds, tally)
+        after = worker_rss_kib(server.pid)
+    finally:
+        stop_server(server)
+    row = summarise(tally, elapsed)
+    same = sorted(set(before) & set(after))
+    base = sum(before[p] for p in same)
+    row["workers"] = WORKERS
+    row["threads_per_worker"] = THREADS
+    row["connections"] = args.connections
+    row["worker_rss_mib_before"] = round(base / 1024, 1)
+    row["worker_rss_mib_after"] = round(sum(after[p] for p in same) / 1024, 1)
+    row["worker_rss_growth"] = round(sum(after[p] for p in same) / base - 1, 3) if base else None
+    row["workers_restarted"] = len(set(before) ^ set(after))
+    row["target_req_per_s"] = TARGETS["req_per_s"]
+    row["meets_target"] = (row["req_per_s"] >= TARGETS["req_per_s"] and row["errors"] == 0
+                           and row["worker_rss_growth"] is not None
+                           and row["worker_rss_growth"] <= TARGETS["worker_rss_growth"])
+    report = {
+        "benchmark": "load", "db": db_name, "items": args.items, "git_sha": git_sha(),
+        "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "load_avg_1m": round(os.getloadavg()[0], 2)},
+        "cases": [row],
+    }
+    print(f"[{db_name}] {row['req_per_s']} req/s, {row['requests']} requests, errors {row['errors']}, "
+          f"p95 {row['p95_ms']} ms, worker RSS {row['worker_rss_mib_before']} → {row['worker_rss_mib_after']} MiB "
+          f"(growth {row['worker_rss_growth']})", flush=True)
+    for kind, stats in row["by_class"].items():
+        print(f"    {kind:7s} n {stats['n']:6d}  p50 {stats['p50_ms']}  p95 {stats['p95_ms']}  "
+              f"errors {stats['errors']}")
+    out = Path(args.out) if args.out else RESULTS
+    if args.out or (args.items == ITEMS and args.seconds >= 300):
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"load-{db_name}.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def options(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench load", description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=ITEMS)
+    parser.add_argument("--seconds", type=float, default=300.0)
+    parser.add_argument("--warmup", type=float, default=20.0, help="seconds of the same mix before measuring")
+    parser.add_argument("--connections", type=int, default=12)
+    parser.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="postgresql")
+    parser.add_argument("--out", help="write the JSON here instead of bench/results/ (always written)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = options(argv)
+    pg_admin = os.environ.get("BENCH_DATABASE_URL", "")
+    work = Path(tempfile.mkdtemp(prefix="collectz-load-"))
+    runners: list[tuple[str, Callable[[], str]]] = []
+    if args.db in ("sqlite", "both"):
+        runners.append(("sqlite", lambda: sqlite_url(work)))
+    if args.db in ("postgresql", "both"):
+        if pg_admin:
+            name = os.environ.get("BENCH_PG_LOAD_DATABASE", "collectz_bench_load")
+            runners.append(("postgresql", lambda: postgres_url(pg_admin, name)))
+        elif args.db == "postgresql":
+            sys.exit("set BENCH_DATABASE_URL (a PostgreSQL server URL) to run the PostgreSQL load benchmark")
+        else:
+            print("BENCH_DATABASE_URL is not set: PostgreSQL skipped")
+    try:
+        for db_name, url in runners:
+            run_db(db_name, url(), args, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
