@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PORT   ?= 5000
 HOST   ?= 127.0.0.1
 
-.PHONY: run test test-fast bench lint install install-dev migrate worker clean
+.PHONY: run test test-fast bench lint check install install-dev migrate worker clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,12 +42,23 @@ test: install-dev
 lint: install-dev
 	$(BIN)/ruff check .
 
-## Benchmarks on SQLite, plus PostgreSQL when BENCH_DATABASE_URL names a server (separate databases, collectz_bench
-## and collectz_bench_imports, are created there); results go to bench/results/. First the library at 100,000 items
-## (BENCH_ARGS), then imports: 100,000-row CSV, Delicious exports (BENCH_IMPORTS_ARGS). "--help" lists options.
+## Release gates (tools/gates/, `python -m tools.gates.NAME --help`): ruff, bandit, secret scan, pip-audit, SBOM
+## (build/sbom.cdx.json), version parity, Compose files, migration rehearsal (SQLite, and PostgreSQL when
+## TEST_DATABASE_URL names a server). `make check CHECK_ARGS="parity sast"` runs some of them.
+check: install-dev
+	$(BIN)/python -m tools.gates $(CHECK_ARGS)
+
+## Benchmarks on SQLite, plus PostgreSQL when BENCH_DATABASE_URL names a server (separate databases, collectz_bench,
+## collectz_bench_imports and collectz_bench_backup_*, are created there); results go to bench/results/. First the
+## library at 100,000 items (BENCH_ARGS), then imports: 100,000-row CSV, Delicious exports (BENCH_IMPORTS_ARGS), then
+## backup: the library backed up and restored into the other database (BENCH_BACKUP_ARGS), then load: a mixed workload
+## against gunicorn with 3 workers for 5 minutes, on PostgreSQL (collectz_bench_load; BENCH_LOAD_ARGS, e.g. "--db both").
+## "--help" lists options.
 bench: install-dev
 	$(BIN)/python -m bench library $(BENCH_ARGS)
 	$(BIN)/python -m bench imports $(BENCH_IMPORTS_ARGS)
+	$(BIN)/python -m bench backup $(BENCH_BACKUP_ARGS)
+	$(BIN)/python -m bench load $(BENCH_LOAD_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-SUITES = ("library", "imports")
+SUITES = ("library", "imports", "backup", "load")
 
 
 def main(argv: list[str]) -> int:

@@ -31,7 +31,6 @@ import platform
 import random
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,6 +43,7 @@ from typing import Any
 from sqlalchemy import create_engine, text
 from stdnum import ean, isbn
 
+from bench import child
 from bench.library import build_app, git_sha, postgres_url, sqlite_url
 from bench.seed import FORMATS, GENRES, LOCATIONS, NIGHT_SHARE, NOTES, _title, _type_sequence, _year
 
@@ -231,7 +231,7 @@ def child_main(argv: list[str]) -> int:
     result["startup_peak_rss_mib"] = startup["VmHWM"]
     if reset:  # the peak from here on is the import's (resident start-up memory included)
         result["import_peak_rss_mib"] = during["VmHWM"]
-    print(_RESULT + json.dumps(result), flush=True)
+    child.report(_RESULT, result)
     return 0
 
 
@@ -259,22 +259,11 @@ def _reset_peak() -> bool:
 
 def run_child(kind: str, path: Path, database_url: str, instance: Path) -> dict[str, Any]:
     """Run one import in a child process; its result plus its peak RSS over its whole life."""
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        started = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "bench.imports", "--child", kind, str(path), database_url,
-                                 "--instance", str(instance)], cwd=ROOT, stdout=out, stderr=err)
-        proc.wait()
-        process_seconds = time.perf_counter() - started
-        out.seek(0)
-        err.seek(0)
-        lines = [line for line in out.read().splitlines() if line.startswith(_RESULT)]
-        if proc.returncode != 0 or not lines:
-            raise SystemExit(f"import child ({kind} {path.name}) exited {proc.returncode}:\n{err.read()[-3000:]}")
-    result = json.loads(lines[-1][len(_RESULT):])
+    result = child.run("bench.imports", [kind, str(path), database_url, "--instance", str(instance)], _RESULT,
+                       f"import child ({kind} {path.name})")
     # The worker's peak over its whole life: start-up (app, imports) or the import, whichever is higher.
     result.setdefault("import_peak_rss_mib", result["startup_peak_rss_mib"])  # no clear_refs: whole-life peak
     result["peak_rss_mib"] = max(result["startup_peak_rss_mib"], result["import_peak_rss_mib"])
-    result["process_seconds"] = round(process_seconds, 2)
     return result
 
 

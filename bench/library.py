@@ -313,7 +313,8 @@ def throughput(database_url: str, instance: Path, token: str, seconds: float, co
     """First page, `connections` keep-alive clients against gunicorn (2 workers × 4 threads) on loopback."""
     port = free_port()
     env = {**os.environ, "DATABASE_URL": database_url, "INSTANCE_PATH": str(instance), "LOG_LEVEL": "WARNING",
-           "COLLECTZ_ENV": "development", "REDIS_URL": "", "AUDIT_LOG_MODE": "failures"}
+           "COLLECTZ_ENV": "development", "REDIS_URL": "", "AUDIT_LOG_MODE": "failures",
+           "RATELIMIT_ENABLED": "false"}
     gunicorn = Path(sys.executable).with_name("gunicorn")
     server = subprocess.Popen(
         [str(gunicorn), "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4",

@@ -4,7 +4,8 @@ Seeds the standard data set (bench/seed.py, as the library benchmark does) into 
 (3 gthread workers × 4 threads, like a small production deployment), and drives it from `--connections`
 keep-alive clients with a fixed mix: 60 % list and filter fragments, 20 % searches, 15 % item pages, 5 % writes (a
 member's own rating and status, POSTed with the CSRF token of the client's session, as htmx sends them). Every
-answer must be a 200; anything else, a timeout or a dropped connection counts as an error.
+answer must be a 200; anything else, a timeout or a dropped connection counts as an error. The clients all act as
+one member, so the app's rate limits (which would rightly refuse one member at this rate) are switched off.
 
 Memory: after a warm-up of the same mix, the resident memory of the gunicorn workers is read (from /proc), and
 again at the end; `worker_rss_growth` is the relative growth of their sum (the issue's limit: 10 %).
@@ -101,6 +102,7 @@ def start_server(database_url: str, instance: Path) -> tuple[subprocess.Popen[by
     port = free_port()
     env = {**os.environ, "DATABASE_URL": database_url, "INSTANCE_PATH": str(instance), "LOG_LEVEL": "WARNING",
            "COLLECTZ_ENV": "development", "REDIS_URL": "", "AUDIT_LOG_MODE": "failures",
+           "RATELIMIT_ENABLED": "false",
            "RUN_MIGRATIONS_ON_START": "false"}
     gunicorn = Path(sys.executable).with_name("gunicorn")
     server = subprocess.Popen(

@@ -22,7 +22,7 @@ def create_app(overrides: Mapping[str, Any] | None = None, *, settings: Settings
     from collectz.extensions import csrf, db, limiter, migrate
     from collectz.schema import MIGRATIONS_DIR
     from collectz.services import flags
-    from collectz.web import errors, features, requestlog, sessions, setup
+    from collectz.web import errors, features, limits, logexport, metrics, requestlog, sessions, setup
 
     settings = settings or Settings.from_env()
     for key, value in (overrides or {}).items():
@@ -35,6 +35,7 @@ def create_app(overrides: Mapping[str, Any] | None = None, *, settings: Settings
     app.config.update(settings.flask_config())
     Path(settings.INSTANCE_PATH).mkdir(parents=True, exist_ok=True)
     requestlog.configure_logging(settings.LOG_LEVEL)
+    logexport.configure(settings)
 
     if settings.TRUST_PROXY_HOPS:
         hops = settings.TRUST_PROXY_HOPS
@@ -42,23 +43,27 @@ def create_app(overrides: Mapping[str, Any] | None = None, *, settings: Settings
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), compare_type=True, render_as_batch=True)
+    # First hooks: every answer, a CSRF refusal or a 429 included, gets a request id, a log line and a timing.
+    requestlog.init_app(app)
+    metrics.init_app(app)
     csrf.init_app(app)
     limiter.init_app(app)
+    limits.init_app(app)
     queue.init_app(app)
-    requestlog.init_app(app)
     sessions.init_app(app)
     errors.init_app(app)
     setup.init_app(app)
     features.init_app(app)
 
     from collectz.blueprints.admin import bp as admin_bp
+    from collectz.blueprints.api import bp as api_bp
     from collectz.blueprints.auth.views import bp as auth_bp
     from collectz.blueprints.core.views import bp as core_bp
     from collectz.blueprints.imports import bp as imports_bp
     from collectz.blueprints.integrations import bp as integrations_bp
     from collectz.blueprints.library import bp as library_bp
 
-    for bp in (core_bp, auth_bp, library_bp, imports_bp, admin_bp, integrations_bp):
+    for bp in (core_bp, auth_bp, library_bp, imports_bp, admin_bp, integrations_bp, api_bp):
         app.register_blueprint(bp)
 
     from collectz import cli

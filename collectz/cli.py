@@ -1,4 +1,4 @@
-"""flask commands: accounts (break-glass), sessions, invitations, maintenance, imports and integration keys.
+"""flask commands: accounts (break-glass), sessions, invitations, maintenance, imports, integration keys, backups.
 
 Account commands act as nobody: their activity events have no actor and `details.via = "cli"`. Whoever can run
 them can read the database anyway; they exist for when no admin can sign in.
@@ -7,7 +7,9 @@ them can read the database anyway; they exist for when no admin can sign in.
 from __future__ import annotations
 
 import json
+import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -224,6 +226,100 @@ def init_app(app: Flask) -> None:
         if result["status"] == "failed":
             sys.exit(1)
 
+    @app.cli.group("backup")
+    def backup_group() -> None:
+        """Backups: one archive with every table and every stored file; restore into an empty instance."""
+
+    @backup_group.command("create")
+    @click.argument("target")
+    def backup_create(target: str) -> None:
+        """Write a backup archive to TARGET: a new file, or a folder (existing, or ending in /) to put
+        collectz-backup-<time>.tar in."""
+        from collectz.services import audit, backup
+
+        path = Path(target)
+        if target.endswith(("/", os.sep)) or path.is_dir():
+            path = path / backup.download_name(datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        if path.exists():
+            raise click.ClickException(f"{path} already exists: choose a new file name (nothing was overwritten).")
+        try:
+            summary = backup.create_backup(path)
+        except backup.BackupError as exc:
+            audit.record_failure("backup.create_failed", reason=exc.message[:255], details={"via": "cli"})
+            raise click.ClickException(exc.message) from None
+        m = summary.manifest
+        audit.record("backup.created", entity_type="backup", details={
+            "via": "cli", "file": path.name, "bytes": summary.size, "rows": m.rows, "objects": len(m.objects)},
+            commit=True)
+        click.echo(f"Wrote {path} ({summary.size / 1048576:.1f} MiB in {summary.seconds:.1f} s): {m.rows} rows in "
+                   f"{len(m.tables)} tables and {len(m.objects)} stored files, schema revision {m.schema_revision}.")
+
+    @backup_group.command("verify")
+    @click.argument("path", type=click.Path(path_type=Path))
+    def backup_verify(path: Path) -> None:
+        """Check a backup archive (manifest, every checksum, schema revision) without changing anything."""
+        from collectz.services import backup
+
+        try:
+            m = backup.verify_backup(path)
+        except backup.BackupError as exc:
+            raise click.ClickException(exc.message) from None
+        click.echo(f"{path.name} is intact: {m.rows} rows in {len(m.tables)} tables and {len(m.objects)} stored "
+                   f"files, made {m.created_at} by collectZ {m.app_version} on {m.source_dialect}, schema revision "
+                   f"{m.schema_revision}.")
+
+    @backup_group.command("restore")
+    @click.argument("path", type=click.Path(path_type=Path))
+    def backup_restore(path: Path) -> None:
+        """Restore a backup into this instance, which must be empty (a new database and file store); verifies every
+        checksum first and upgrades the schema to this release's afterwards. Stop the web and worker first."""
+        from collectz.services import backup
+
+        try:
+            summary = backup.restore_backup(path)
+        except backup.BackupError as exc:
+            raise click.ClickException(exc.message) from None
+        m = summary.manifest
+        upgraded = f"; schema upgraded to {summary.upgraded_to}" if summary.upgraded_to else ""
+        click.echo(f"Restored {m.rows} rows in {len(m.tables)} tables and {len(m.objects)} stored files from "
+                   f"{path.name} (made {m.created_at} on {m.source_dialect}, schema revision {m.schema_revision})"
+                   f"{upgraded} in {summary.seconds:.1f} s.")
+
+
+    @app.cli.group("storage")
+    def storage_group() -> None:
+        """The file store of covers and proof photos (local disk or S3)."""
+
+    @storage_group.command("check")
+    @click.option("--delete-orphans", is_flag=True,
+                  help="Delete the stored files no item points at (each checked against the database again first).")
+    def storage_check(delete_orphans: bool) -> None:
+        """Compare the file store with the database: files no item points at (orphans) and items pointing at files
+        that are not there (missing). Exits 1 when it finds either."""
+        from collectz.services import covers
+        from collectz.services.storage import StorageError
+
+        try:
+            report = covers.check_storage(delete_orphans=delete_orphans)
+        except StorageError as exc:
+            raise click.ClickException(exc.message) from None
+        click.echo(f"Checked {report.objects} stored files and {report.recorded} recorded keys "
+                   f"(file store: {report.backend}).")
+        if report.orphans:
+            click.echo(f"{len(report.orphans)} orphan(s): stored, but no item points at them"
+                       + (f"; {len(report.deleted)} deleted:" if delete_orphans else
+                          " (delete them with --delete-orphans):"))
+            for key in report.orphans:
+                click.echo(f"  {key}" + (" (deleted)" if key in report.deleted else ""))
+        if report.missing:
+            click.echo(f"{len(report.missing)} missing: an item points at a file the store does not have "
+                       "(upload the image again, or restore the file from a backup):")
+            for media_id, column, key in report.missing:
+                click.echo(f"  item {media_id} {column}: {key}")
+        if report.clean:
+            click.echo("Everything matches.")
+        else:
+            sys.exit(1)
 
 def _run_import(kind: str, path: Path, owner: User, dry_run: bool, default_type: str) -> dict[str, Any]:
     from collectz.importers import SourceError

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,13 +23,17 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 INT_MINIMUMS = {"SESSION_IDLE_MINUTES": 1, "SESSION_ABSOLUTE_HOURS": 1, "SESSION_REMEMBER_DAYS": 1,
                 "SESSION_MAX_PER_USER": 1, "SESSION_CLEANUP_MINUTES": 1, "PASSWORD_MIN_LENGTH": 8,
                 "IMPORT_MAX_MB": 1, "IMPORT_CHUNK_SIZE": 1, "IMPORT_STALE_SECONDS": 1,
-                "OUTBOUND_TIMEOUT_SECONDS": 1}
+                "OUTBOUND_TIMEOUT_SECONDS": 1, "MAX_IMAGE_BYTES": 1024, "MAX_IMAGE_PIXELS": 1}
 SECRET_SETTINGS = ("SECRET_KEY", "INTEGRATION_ENCRYPTION_KEY", "DATABASE_URL", "REDIS_URL", "METRICS_TOKEN",
                    "S3_SECRET_ACCESS_KEY")
 DEV_SECRET_KEY = "dev-insecure-secret-key-change-me"
 S3_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 S3_REGION_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 MIN_SECRET_LENGTH = 32
+MIN_METRICS_TOKEN_LENGTH = 16
+RATE_LIMIT_OFF = "off"
+RATE_LIMIT_SETTINGS = ("RATELIMIT_AUTH", "RATELIMIT_WRITES", "RATELIMIT_IMPORTS", "RATELIMIT_LOOKUPS",
+                       "RATELIMIT_DEFAULT", "LOGIN_LIMIT_PER_IP", "LOGIN_LIMIT_PER_ACCOUNT")
 
 
 class ConfigError(RuntimeError):
@@ -58,6 +63,21 @@ def parse_fraction(name: str, raw: str) -> float:
     if not 0.0 <= value <= 1.0:  # also refuses nan and inf
         raise ConfigError(f"{name} must be between 0 and 1, not {raw.strip()}")
     return value
+
+
+def parse_limit(name: str, raw: str) -> str:
+    """A rate limit ("30 per minute", "5/second;100/hour") or "off"; anything else fails at start-up."""
+    from limits import parse_many
+
+    value = (raw or "").strip()
+    if value.lower() == RATE_LIMIT_OFF:
+        return RATE_LIMIT_OFF
+    try:
+        if value and parse_many(value):
+            return value
+    except ValueError:
+        pass
+    raise ConfigError(f"{name} must be a rate such as \"30 per minute\" (or off), not {raw!r}")
 
 
 def parse_int(name: str, raw: str, minimum: int | None = None) -> int:
@@ -90,6 +110,8 @@ class Settings:
     S3_SECRET_ACCESS_KEY: str = ""
     S3_FORCE_PATH_STYLE: bool = False
     RUN_MIGRATIONS_ON_START: bool = False
+    # Before migrating a database that holds data, write a backup into INSTANCE_PATH/backups (the last 5 are kept).
+    AUTO_BACKUP_BEFORE_MIGRATE: bool = True
     SESSION_COOKIE_NAME: str = "collectz_session"
     SESSION_COOKIE_SECURE: bool = False
     SESSION_COOKIE_SAMESITE: str = "Strict"
@@ -105,10 +127,22 @@ class Settings:
     LOGIN_LIMIT_PER_IP: str = "20 per minute"
     LOGIN_LIMIT_PER_ACCOUNT: str = "5 per minute"
     RATELIMIT_ENABLED: bool = True
+    # Rate limits per endpoint class, per signed-in member (per client address before sign-in); "off" for none.
+    # See docs/security.md (rate-limit topology) for which endpoints are in which class.
+    RATELIMIT_AUTH: str = "30 per minute"
+    RATELIMIT_WRITES: str = "120 per minute"
+    RATELIMIT_IMPORTS: str = "30 per minute"
+    RATELIMIT_LOOKUPS: str = "30 per minute"
+    RATELIMIT_DEFAULT: str = "600 per minute"
     AUDIT_LOG_MODE: str = "failures"
     LOG_LEVEL: str = "INFO"
     TRUST_PROXY_HOPS: int = 0
     METRICS_TOKEN: str = ""
+    # Optional log export besides stdout (docs/observability.md): "gelf", "syslog" or both ("gelf,syslog").
+    LOG_EXPORT: str = ""
+    LOG_EXPORT_GELF_URL: str = ""  # udp://graylog:12201 or tcp://graylog:12201
+    LOG_EXPORT_SYSLOG_URL: str = ""  # udp://host:514 or tcp://host:514
+    LOG_EXPORT_LEVEL: str = "INFO"
     IMPORT_MAX_MB: int = 150
     IMPORT_CHUNK_SIZE: int = 1000
     IMPORT_STALE_SECONDS: int = 120
@@ -120,6 +154,13 @@ class Settings:
     PROVIDER_URL_OVERRIDES: str = ""
     # A provider match scoring at least this (0..1) is applied by itself; below it the item goes to Review.
     ENRICH_CONFIDENCE_THRESHOLD: float = 0.85
+    # Covers and signed-copy proof photos: the largest upload, and the most pixels an image may declare (checked
+    # from its header before any pixel is decoded: a small file can claim a huge picture).
+    MAX_IMAGE_BYTES: int = 10 * 1024 * 1024
+    MAX_IMAGE_PIXELS: int = 50_000_000
+    # "http://host:port,...": servers on the local network that cover downloads may reach (e.g. a Calibre-Web
+    # server); any other private address is refused.
+    COVER_TRUSTED_ORIGINS: str = ""
     TESTING: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -182,7 +223,9 @@ class Settings:
             if value and not value.startswith(("http://", "https://")):
                 raise ConfigError(f"{name} must start with http:// or https://, not {value!r}")
         provider_urls(self.PROVIDER_URL_OVERRIDES)  # refuses a malformed list
+        trusted_origins(self.COVER_TRUSTED_ORIGINS)
         parse_fraction("ENRICH_CONFIDENCE_THRESHOLD", str(self.ENRICH_CONFIDENCE_THRESHOLD))
+        self._validate_operations()
         if self.INTEGRATION_ENCRYPTION_KEY:  # a key ring that is set must parse, in every environment
             from collectz.security.secrets import KeyRing
 
@@ -212,6 +255,17 @@ class Settings:
         if not self.REDIS_URL:
             raise ConfigError("REDIS_URL is missing: production runs background jobs and rate limits on Redis "
                               "(the in-process stand-in is only for `make run`)")
+
+    def _validate_operations(self) -> None:
+        """Rate limits, log export and the metrics token: refused at start-up rather than ignored at run time."""
+        for name in RATE_LIMIT_SETTINGS:
+            parse_limit(name, getattr(self, name))
+        from collectz.web.logexport import parse_exports
+
+        parse_exports(self)
+        if self.production and self.METRICS_TOKEN and len(self.METRICS_TOKEN) < MIN_METRICS_TOKEN_LENGTH:
+            raise ConfigError(f"METRICS_TOKEN is too short: use a random value of at least {MIN_METRICS_TOKEN_LENGTH} "
+                              "characters (or leave it empty to turn /metrics off)")
 
     def _validate_s3(self) -> None:
         """S3 settings that are set must be usable; STORAGE_PROVIDER=s3 needs at least a bucket."""
@@ -265,6 +319,7 @@ class Settings:
             "RATELIMIT_ENABLED": self.RATELIMIT_ENABLED,
             "RATELIMIT_STORAGE_URI": self.REDIS_URL or "memory://",
             "RATELIMIT_HEADERS_ENABLED": True,
+            "RATELIMIT_KEY_PREFIX": "collectz-limits",  # the Redis that also holds the queues
             # If Redis is briefly down, limits fall back to per-process memory instead of failing sign-in.
             "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
             # An import upload may be IMPORT_MAX_MB; the form around it adds a little.
@@ -287,6 +342,26 @@ def provider_urls(raw: str) -> dict[str, str]:
     return urls
 
 
+def trusted_origins(raw: str) -> set[tuple[str, str, int]]:
+    """COVER_TRUSTED_ORIGINS ("http://calibre.lan:8083,https://10.0.0.5") as (scheme, host, port) triples."""
+    origins: set[tuple[str, str, int]] = set()
+    for entry in (raw or "").split(","):
+        entry = entry.strip().rstrip("/")
+        if not entry:
+            continue
+        parts = urlsplit(entry)
+        try:
+            port = parts.port
+        except ValueError:
+            port = -1
+        if parts.scheme not in ("http", "https") or not parts.hostname or port == -1 or parts.path \
+                or parts.query or parts.fragment or parts.username is not None or parts.password is not None:
+            raise ConfigError("COVER_TRUSTED_ORIGINS is a comma-separated list of http(s)://host[:port] addresses "
+                              f"(no path), not {entry!r}")
+        origins.add((parts.scheme, parts.hostname.lower(), port or (443 if parts.scheme == "https" else 80)))
+    return origins
+
+
 def fields_of(cls: type) -> list[str]:
     return [name for name in cls.__dataclass_fields__]  # type: ignore[attr-defined]
 
@@ -300,10 +375,11 @@ def normalise_database_url(url: str) -> str:
 
 
 def engine_options(url: str) -> dict[str, Any]:
+    # hide_parameters: a database error's message (logged with its traceback) never carries the row's values.
     if url.startswith("sqlite"):
-        return {"connect_args": {"timeout": 30}}
+        return {"connect_args": {"timeout": 30}, "hide_parameters": True}
     # No server-side prepared statements: a generic plan for every value hurt the filtered list queries.
-    return {"pool_pre_ping": True, "connect_args": {"prepare_threshold": None}}
+    return {"pool_pre_ping": True, "connect_args": {"prepare_threshold": None}, "hide_parameters": True}
 
 
 def current_settings() -> Settings:

@@ -64,12 +64,17 @@ def migration_lock(app: Flask) -> Iterator[None]:
 
 
 def prepare(app: Flask, *, migrate: bool | None = None, directory: Path | str = MIGRATIONS_DIR) -> None:
-    """Apply migrations if asked (one process at a time); on failure print the reason and exit 3."""
+    """Apply migrations if asked (one process at a time), after an automatic backup when the database holds data
+    (AUTO_BACKUP_BEFORE_MIGRATE); on failure print the reason and exit 3."""
     settings = app.config["COLLECTZ"]
     if not (migrate if migrate is not None else settings.RUN_MIGRATIONS_ON_START):
         return
     try:
         with migration_lock(app):
+            if settings.AUTO_BACKUP_BEFORE_MIGRATE:
+                from collectz.services.backup import before_migrate
+
+                before_migrate(app, directory)  # raises SchemaError when the backup cannot be written
             upgrade(app, directory=directory)
     except SchemaError as exc:
         raise refuse(exc) from exc

@@ -290,3 +290,19 @@ def activity(app: Flask, action: str | None = None) -> list[Any]:
         rows = db.session.scalars(query).all()
         db.session.expunge_all()
         return list(rows)
+
+
+@pytest.fixture
+def job_app() -> Iterator[None]:
+    """Jobs find their app through collectz.jobs.set_app: put back whatever was there afterwards, and the signal
+    handlers an rq worker installs in the main thread."""
+    import signal
+
+    from collectz import jobs
+
+    previous = jobs._app
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    jobs.set_app(previous)  # type: ignore[arg-type]
+    for sig, handler in handlers.items():
+        signal.signal(sig, handler)

@@ -9,8 +9,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,20 +23,10 @@ from collectz.models import ImportRow, Media, SyncJob
 from collectz.services import flags
 from tests.conftest import Actors, CsrfClient, activity
 
+pytestmark = pytest.mark.usefixtures("job_app")  # conftest: restores the jobs app and signal handlers
+
 CSV_TEXT = "Title,Year,ISBN,Type\nDune,1965,9780441013593,Book\n=1+2,2001,,Movie\nAlien,1979,,Movie\n"
 HTMX = {"HX-Request": "true"}
-
-
-@pytest.fixture(autouse=True)
-def job_app() -> Iterator[None]:
-    """The worker finds its app through collectz.jobs.set_app; put back what was there and the signal handlers
-    an rq worker installs in the main thread."""
-    previous = jobs._app
-    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    yield
-    jobs.set_app(previous)  # type: ignore[arg-type]
-    for sig, handler in handlers.items():
-        signal.signal(sig, handler)
 
 
 def run_worker(app: Flask) -> None:
@@ -193,6 +181,17 @@ def test_the_audit_csv_has_a_line_per_row_and_escapes_formulas(app: Flask, actor
     only_failed = bob.get(f"/imports/jobs/{job_id}/rows.csv?outcome=failed")
     assert len(list(csv.reader(io.StringIO(only_failed.get_data(as_text=True))))) == 1
     assert actors.client("carol").get(f"/imports/jobs/{job_id}/rows.csv").status_code == 404
+
+
+def test_the_audit_csv_streams_when_every_request_is_audited(make_app: Any) -> None:
+    """AUDIT_LOG_MODE=all commits the request's own event while the CSV is being streamed."""
+    app = make_app(AUDIT_LOG_MODE="all")
+    bob = Actors(app).client("bob")
+    _token, job_id = start_csv(bob)
+    run_worker(app)
+    resp = bob.get(f"/imports/jobs/{job_id}/rows.csv")
+    assert resp.status_code == 200
+    assert len(list(csv.reader(io.StringIO(resp.get_data(as_text=True))))) == 1 + 3
 
 
 def test_the_job_page_fragment_polls_while_running_and_stops_when_finished(app: Flask, actors: Actors) -> None:

@@ -6,10 +6,8 @@ SQLite runs on the embedded fakeredis server; PostgreSQL on real Redis (TEST_RED
 
 from __future__ import annotations
 
-import signal
 import threading
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -25,17 +23,7 @@ from collectz.models import User, UserSession
 from collectz.models.base import utcnow
 from collectz.security.tokens import hash_token, new_token
 
-
-@pytest.fixture(autouse=True)
-def job_app() -> Iterator[None]:
-    """Jobs find their app through collectz.jobs.set_app; put back whatever was there, and the
-    signal handlers an rq worker installs in the main thread."""
-    previous = jobs._app
-    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    yield
-    jobs.set_app(previous)  # type: ignore[arg-type]
-    for sig, handler in handlers.items():
-        signal.signal(sig, handler)
+pytestmark = pytest.mark.usefixtures("job_app")  # conftest: restores the jobs app and signal handlers
 
 
 def make_sessions(app: Flask) -> dict[str, int]:
@@ -135,16 +123,17 @@ def test_tick_enqueues_periodic_jobs_once_per_interval(app: Flask) -> None:
     q = queue.get_queue("maintenance", app)
     assert q.count == 0
 
-    assert tick(app, conn) == ["cleanup_sessions", "sweep_imports", "sweep_enrichment"]
-    assert q.count == 3
+    assert tick(app, conn) == ["cleanup_sessions", "sweep_imports", "sweep_enrichment", "sweep_covers"]
+    assert q.count == 4
     assert [j.func_name for j in q.jobs] == ["collectz.jobs.maintenance.cleanup_sessions",
                                              "collectz.jobs.imports.sweep_imports",
-                                             "collectz.jobs.enrichment.sweep_enrichment"]
+                                             "collectz.jobs.enrichment.sweep_enrichment",
+                                             "collectz.jobs.covers.sweep_covers"]
 
     # Within the interval nothing more is enqueued, by this ticker or any other on the same Redis.
     assert tick(app, conn) == []
     assert tick(app, queue.connection(app)) == []
-    assert q.count == 3
+    assert q.count == 4
 
     intervals = dict((name, every) for name, _func, every in periodic_jobs(app))
     assert intervals["cleanup_sessions"] == app.config["COLLECTZ"].SESSION_CLEANUP_MINUTES * 60
@@ -156,7 +145,7 @@ def test_tick_enqueues_periodic_jobs_once_per_interval(app: Flask) -> None:
     # Once the interval has passed (the key expired) the next tick enqueues again.
     conn.delete("collectz:periodic:cleanup_sessions")
     assert tick(app, conn) == ["cleanup_sessions"]
-    assert q.count == 4
+    assert q.count == 5
 
 
 def test_embedded_worker_runs_jobs_in_the_background(app: Flask) -> None:

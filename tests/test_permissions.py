@@ -14,7 +14,7 @@ from tests.conftest import Actors, activity
 
 # Routes any signed-in account may post to: its own sign-in state and its own profile.
 OWN_ACCOUNT_ROUTES = {"auth.login", "auth.register", "auth.logout", "auth.profile", "auth.password",
-                      "auth.session_revoke", "auth.sessions_revoke_others", "auth.reset"}
+                      "auth.session_revoke", "auth.sessions_revoke_others", "auth.reset", "auth.token_create"}
 
 
 def add_item(client, title="Alien", media_type="movie", **extra):

@@ -48,6 +48,9 @@ SPECIAL = {
     "core.healthz": "load balancers and Docker health checks call it without an account",
     "core.index": "sends a visitor to the library or to sign in; shows nothing itself",
     "auth.csrf_token": "a page left open (even the sign-in page) refreshes its CSRF token",
+    "api.health": "the API's health check answers without credentials, like /healthz",
+    "api.openapi": "the API's OpenAPI description is public (tests/test_api_openapi.py)",
+    "metrics": "Prometheus scrapes it with the METRICS_TOKEN bearer token, not an account (tests/test_metrics.py)",
 }
 # The auth blueprint is sign-in itself (log in, register, log out, claim an invite, reset a password) and
 # the signed-in account's own profile: public or own-account by design; tests/test_auth.py covers it.
@@ -58,11 +61,12 @@ WRITE_HELPERS = {"library.media_fields": "the type-specific part of the add/edit
                  "imports.csv_map": "the column-mapping step of the CSV import form"}
 # Member routes about one member's own record (the placeholder's import job is bob's): another member who is not
 # an admin reading them gets 404, as if it did not exist (tests/test_imports_web.py covers owner and admin).
-OWNER_SCOPED = {"imports.job_detail", "imports.job_rows", "imports.job_rows_csv"}
+OWNER_SCOPED = {"imports.job_detail", "imports.job_rows", "imports.job_rows_csv", "api.import_get", "api.import_rows"}
 RECORD_OWNER = "bob"
 # Path prefixes of admin-only areas (an admin-only area outside /admin/ would be added here).
-ADMIN_PREFIXES = ("/admin/",)
-# Routes answering JSON: an anonymous request is 401, not a redirect (the future api/ blueprint).
+ADMIN_PREFIXES = ("/admin/", "/api/v1/admin/")
+# Routes answering JSON: an anonymous request is 401, not a redirect, and a 403 is the API's JSON error
+# (tests/test_api_contract.py covers each API operation per role and per token scope).
 JSON_BLUEPRINTS = {"api"}
 
 
@@ -224,8 +228,9 @@ def check(resp: Any, expectation: str) -> str | None:
     if expectation == "denied":
         if status != 403:
             return f"answered {status}, expected 403"
-        if b"data-error-message" not in resp.data:
-            return "403 without the error page (data-error-message)"
+        json_refusal = resp.is_json and (resp.get_json().get("error") or {}).get("code") == "forbidden"
+        if b"data-error-message" not in resp.data and not json_refusal:
+            return "403 without the error page (data-error-message) or the API's JSON error"
         return None
     if status >= 500:
         return f"answered {status}"

@@ -287,7 +287,9 @@ def _content_id(record: Record, seen: dict[bytes, int]) -> str:
     """A stable id for a row without a UUID: the same row in a re-export maps to the same item."""
     fields = [record.get(k, "") for k in ("title", "media_type", "isbn", "ean", "upc", "asin")]
     fields += [name for _, name in record.get("people", [])[:1]]
-    digest = hashlib.sha1("\x1f".join(" ".join(str(v).casefold().split()) for v in fields).encode()).digest()
+    basis = "\x1f".join(" ".join(str(v).casefold().split()) for v in fields)
+    # An identity key, not a security measure: SHA-1 keeps ids stable with earlier imports.
+    digest = hashlib.sha1(basis.encode(), usedforsecurity=False).digest()
     seen[digest] = seen.get(digest, 0) + 1
     return f"csv:{digest.hex()}#{seen[digest]}"
 

@@ -54,6 +54,9 @@ def run_chunk(job_id: int, chunk: int) -> int | None:
             from collectz.jobs.enrichment import enqueue_for_import
 
             enqueue_for_import(job_id)  # metadata for what the import made, on the enrichment queue
+            from collectz.jobs.covers import enqueue_for_import as enqueue_covers
+
+            enqueue_covers(job_id)  # the covers its rows carry addresses for, fetched into storage
         return next_chunk
 
 

@@ -35,13 +35,15 @@ class ThreadWorker(AppWorker):
 
 def periodic_jobs(app: Flask) -> list[tuple[str, Callable[[], object], int]]:
     settings = app.config["COLLECTZ"]
+    from collectz.jobs.covers import sweep_covers
     from collectz.jobs.enrichment import sweep_enrichment
     from collectz.jobs.imports import sweep_imports
     from collectz.jobs.maintenance import cleanup_sessions
 
     return [("cleanup_sessions", cleanup_sessions, max(60, settings.SESSION_CLEANUP_MINUTES * 60)),
             ("sweep_imports", sweep_imports, max(1, min(60, settings.IMPORT_STALE_SECONDS // 2))),
-            ("sweep_enrichment", sweep_enrichment, 300)]
+            ("sweep_enrichment", sweep_enrichment, 300),
+            ("sweep_covers", sweep_covers, 60)]
 
 
 def tick(app: Flask, conn: Redis) -> list[str]:

@@ -5,6 +5,7 @@ from collectz.models.base import Base
 from collectz.models.enrichment import EnrichmentReview
 from collectz.models.jobs import ImportRow, SyncJob
 from collectz.models.media import (
+    CoverDownload,
     Genre,
     Library,
     Media,
@@ -18,11 +19,13 @@ from collectz.models.media import (
     Person,
 )
 from collectz.models.settings import AppIntegration, FeatureFlag
+from collectz.models.tokens import ApiToken
 from collectz.models.user import Invite, PasswordReset, User, UserSession
 
 __all__ = [
-    "ActivityLog", "AppIntegration", "Base", "EnrichmentReview", "FeatureFlag", "Genre", "ImportRow", "Invite",
-    "Library", "Media",
+    "ApiToken",
+    "ActivityLog", "AppIntegration", "Base", "CoverDownload", "EnrichmentReview", "FeatureFlag", "Genre", "ImportRow",
+    "Invite", "Library", "Media",
     "MediaGenre", "MediaMetadata", "MediaPerson", "MediaSeason", "MediaSource", "MediaUserState", "MediaVariant",
     "PasswordReset", "Person", "SyncJob", "User", "UserSession",
 ]

@@ -99,6 +99,8 @@ class Media(TimestampMixin, Base):
     notes: Mapped[str | None] = mapped_column(Text)
     copies: Mapped[int] = mapped_column(default=1)
     cover_key: Mapped[str | None] = mapped_column(String(255))
+    # The cover made small for the library grid (services/covers.py; made by a job after each new cover).
+    thumb_key: Mapped[str | None] = mapped_column(String(255))
     import_source: Mapped[str | None] = mapped_column(String(32))
     # Lower-cased text that search matches: title, original title, people, series, notes, identifiers.
     # Kept by services.indexing.refresh_media_index whenever an item or its people change.
@@ -228,6 +230,27 @@ class MediaSeason(Base):
     watch_state: Mapped[str | None] = mapped_column(String(16))
 
     media: Mapped[Media] = relationship(back_populates="seasons")
+
+
+class CoverDownload(Base):
+    """A cover to fetch from an address (an import's or a provider's) into storage, tried again with backoff until
+    it arrives or gives up. The row goes when the cover is stored or the item already has one (services/covers.py)."""
+
+    __tablename__ = "cover_downloads"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'failed')", name="status"),
+        Index("ix_cover_downloads_due", "status", "next_attempt_at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    media_id: Mapped[int] = mapped_column(ForeignKey("media.id", ondelete="CASCADE"), unique=True)
+    url: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # failed: gave up (last_error says why)
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(String(300))
+    next_attempt_at: Mapped[datetime | None]  # due from then (pending); a claimed row is pushed past its lease
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class MediaVariant(Base):

@@ -15,7 +15,7 @@ from sqlalchemy import delete, select
 from collectz.extensions import db
 from collectz.models import Media
 from collectz.security.permissions import Actor, can_edit_media, require_writer
-from collectz.services import audit
+from collectz.services import audit, covers
 from collectz.services.errors import InvalidInput
 
 MAX_ITEMS = 500  # one request; a page holds at most 200
@@ -107,6 +107,7 @@ def delete_media(actor: Actor, raw_ids: Iterable[str | int]) -> BulkResult:
         audit.record("permission.denied", actor=actor, status="failed", http_status=403,
                      reason="You can only delete items you added.",
                      details={"action": "media.bulk_delete", "media_ids": [i.id for i in plan.not_allowed]})
+    keys = covers.keys_of(i.id for i in plan.deletable)  # the images go once the rows are gone
     if plan.deletable:
         db.session.execute(delete(Media).where(Media.id.in_([i.id for i in plan.deletable])),
                            execution_options={"synchronize_session": False})
@@ -116,4 +117,5 @@ def delete_media(actor: Actor, raw_ids: Iterable[str | int]) -> BulkResult:
                           "deleted_ids": [i.id for i in plan.deletable],
                           "skipped_ids": [i.id for i in plan.not_allowed] + plan.missing})
     db.session.commit()
+    covers.delete_unused(*keys)
     return result

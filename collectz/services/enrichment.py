@@ -33,7 +33,7 @@ from collectz.providers.base import ASIN, EAN13, IMDB_ID, ISBN13, TMDB_ID, Metad
 from collectz.providers.http import BadCredentials, ProviderError, UrlRejected
 from collectz.providers.records import Candidate, EpisodeInfo, SeasonInfo, jsonable
 from collectz.security.permissions import can_edit_media, require_media_edit, require_writer
-from collectz.services import audit, flags
+from collectz.services import audit, covers, flags
 from collectz.services.errors import Conflict, InvalidInput, NotFound
 from collectz.services.import_writer import (
     FALLBACK_AFTER_IDENTIFIER,
@@ -514,6 +514,7 @@ def apply_candidate(media: Media, candidate: Candidate, *, actor: User | None, o
     filled += _fill_metadata(media, {**incoming.metadata, **_provider_ids(candidate)}, overwrite)
     refresh_media_index(media)
     db.session.flush()
+    covers.want_cover(media, candidate.cover_url)  # fetched into storage by the cover sweep, unless it has one
     audit.record("media.enriched", actor=actor, entity_type="media", entity_id=media.id,
                  details={"title": media.title, "provider": candidate.provider, "provider_id": candidate.provider_id,
                           "match_mode": match_mode, "score": score, "overwrite": overwrite, "filled": filled})

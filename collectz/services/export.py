@@ -55,7 +55,7 @@ CSV_SOURCE = "csv"
 REF_PREFIX = "collectz-"
 
 # Columns of `media` an export carries: everything stored except what is derived from them (sort_title,
-# search_text, formats_key, platform, resolution).
+# search_text, formats_key, platform, resolution; thumb_key is made from the cover).
 _MEDIA_COLUMNS = (
     "id", "library_id", "space_id", "media_type", "title", "original_title", "year", "release_date", "formats",
     "overview", "runtime", "rating", "isbn13", "ean13", "asin", "tmdb_id", "tmdb_media_type", "plex_guid",

@@ -313,7 +313,7 @@ def _with_content_ids(records: Iterator[Record], prefix: str) -> Iterator[Record
     for record in records:
         if not record.get("source_id"):
             basis = json.dumps([record.get(k) for k in _CONTENT_KEYS], sort_keys=True, default=str)
-            digest = hashlib.sha1(basis.casefold().encode()).hexdigest()[:20]
+            digest = hashlib.sha1(basis.casefold().encode(), usedforsecurity=False).hexdigest()[:20]
             seen[digest] = seen.get(digest, 0) + 1
             record["source_id"] = f"{prefix}:{digest}#{seen[digest]}"
         yield record
@@ -669,13 +669,14 @@ AUDIT_CSV_COLUMNS = ("row", "line", "outcome", "match_mode", "matched_by", "mess
 def rows_csv(actor: User, job_id: int, outcome: str | None = None) -> Iterator[str]:
     """The per-row audit as CSV lines, streamed in pages (formula-looking cells escaped)."""
     job = get_job(actor, job_id)
+    # Built before the first line goes out: the response's own commits (audit) may detach the job meanwhile.
+    query = _rows_query(job, outcome if outcome in OUTCOMES else None, None)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(AUDIT_CSV_COLUMNS)
     yield buffer.getvalue()
     last = 0
     while True:
-        query = _rows_query(job, outcome if outcome in OUTCOMES else None, None)
         rows = list(db.session.scalars(query.where(ImportRow.row_number > last)
                                        .order_by(ImportRow.row_number).limit(1000)))
         if not rows:

@@ -355,8 +355,12 @@ def delete_media(actor: User, media_id: int) -> None:
     require_media_edit(actor, media, "delete this item")
     audit.record("media.deleted", actor=actor, entity_type="media", entity_id=media.id,
                  details={"title": media.title, "media_type": media.media_type, "added_by": media.added_by})
+    from collectz.services import covers  # covers builds on this module
+
+    keys = covers.image_keys(media)
     db.session.delete(media)
     db.session.commit()
+    covers.delete_unused(*keys)
 
 
 def count_media() -> int:

@@ -28,7 +28,7 @@ from collectz.models import (
 )
 from collectz.models.media_types import MEDIA_TYPES, TYPE_DETAILS, TypeDetailsError, validate_type_details
 from collectz.security.permissions import require_media_edit, require_writer
-from collectz.services import audit
+from collectz.services import audit, covers
 from collectz.services.errors import InvalidInput, NotFound
 from collectz.services.indexing import refresh_media_index
 
@@ -215,6 +215,7 @@ def merge_media(actor: User, keep_id: int | None, merge_id: int | None, submitte
         audit.record("media.merged", actor=actor, entity_type="media", entity_id=survivor.id,
                      details={"survivor_id": survivor.id, "merged_id": other_id, "merged_title": other_title,
                               "chosen": choices})
+        keys = covers.image_keys(other)
         db.session.delete(other)
         db.session.flush()
         refresh_media_index(survivor)
@@ -222,6 +223,7 @@ def merge_media(actor: User, keep_id: int | None, merge_id: int | None, submitte
     except Exception:
         db.session.rollback()
         raise
+    covers.delete_unused(*keys)  # the merged-away item's images, unless the survivor kept them
     return survivor
 
 

@@ -555,8 +555,8 @@ def _rows(actor: Actor, keys: Select[Any], p: BrowseParams) -> Select[Any]:
     desc = p.dir == "desc"
     stmt = select(
         Media.id, Media.title, Media.media_type, Media.year, Media.formats, Media.rating, Media.added_by,
-        Media.cover_key, Media.signed_by, Media.location, Media.created_at, mine.c.rating.label("my_rating"),
-        byline.label("byline"), page.c.seg, page.c.key,
+        Media.cover_key, Media.thumb_key, Media.signed_by, Media.location, Media.created_at,
+        mine.c.rating.label("my_rating"), byline.label("byline"), page.c.seg, page.c.key,
     ).select_from(Media).join(page, page.c.id == Media.id)
     stmt = _join_mine(stmt, actor, mine, outer=True)
     return stmt.order_by(page.c.seg, page.c.key.desc() if desc else page.c.key.asc(),

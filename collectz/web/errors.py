@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, request
+from flask import Flask, Response, g, request
 from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
-from collectz.extensions import db
+from collectz.extensions import db, login_manager
 from collectz.services import audit
 from collectz.services.errors import DomainError, Forbidden
 from collectz.services.storage import ObjectMissing, StorageError
-from collectz.web import htmx
+from collectz.web import htmx, limits, metrics
 
 log = logging.getLogger("collectz.errors")
 
@@ -30,7 +31,13 @@ TITLES = {
 }
 
 
-def error_response(status: int, message: str, *, headers: dict[str, str] | None = None) -> Response:
+def error_response(status: int, message: str, *, headers: dict[str, str] | None = None,
+                   fields: dict[str, str] | None = None, code: str | None = None) -> Response:
+    """The error page (or its fragment); under /api/ the API's JSON error (`code` and `fields` go there only)."""
+    from collectz.blueprints.api import errors as api_errors
+
+    if api_errors.is_api_request():
+        return api_errors.error_response(status, message, code=code, fields=fields, headers=headers)
     resp = htmx.render("errors/error.html", block="error", status=status, code=status,
                        title=TITLES.get(status, "Error"), message=message)
     for key, value in (headers or {}).items():
@@ -46,7 +53,8 @@ def init_app(app: Flask) -> None:
                              details={"method": request.method, "path": request.path})
         message = ("This page was open too long and its security token expired. Reload the page and try again."
                    if expired else "This request was missing its security token (CSRF). Reload the page and try again.")
-        return error_response(403, message, headers={"X-CSRF-Error": "expired" if expired else "invalid"})
+        return error_response(403, message, headers={"X-CSRF-Error": "expired" if expired else "invalid"},
+                              code="csrf_expired" if expired else "csrf_missing")
 
     @app.errorhandler(Forbidden)
     def _forbidden(exc: Forbidden) -> Response:
@@ -57,7 +65,7 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def _domain(exc: DomainError) -> Response:
         db.session.rollback()
-        return error_response(exc.status, exc.message)
+        return error_response(exc.status, exc.message, fields=exc.fields)
 
     @app.errorhandler(StorageError)
     def _storage(exc: StorageError) -> Response:
@@ -70,11 +78,31 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(RateLimitExceeded)
     def _rate_limited(exc: RateLimitExceeded) -> Response:
-        audit.record_failure("security.rate_limited", reason=str(exc.description), http_status=429,
-                             details={"method": request.method, "path": request.path})
-        retry = exc.retry_after if hasattr(exc, "retry_after") else None
-        headers = {"Retry-After": str(int(retry))} if retry else {}
+        kind = limits.request_class() or "other"
+        metrics.RATE_LIMITED.labels(kind).inc()
+        if limits.should_audit(kind):  # one event per client and class a minute, not one per refused request
+            audit.record_failure("security.rate_limited", reason=str(exc.description), http_status=429,
+                                 details={"method": request.method, "path": request.path, "limit_class": kind})
+        retry = limits.retry_after_seconds()
+        headers = {"Retry-After": str(retry)} if retry else {}
         return error_response(429, "Too many attempts. Wait a moment and try again.", headers=headers)
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    def _database_unavailable(exc: DBAPIError) -> Response:
+        """The database went away (restart, network): a 503 that says so, one log line, no traceback anywhere."""
+        g.database_unavailable = True
+        try:
+            db.session.rollback()
+        except Exception:
+            pass
+        g._login_user = login_manager.anonymous_user()  # the error page must not ask the database who this is
+        cause = exc.orig if exc.orig is not None else exc
+        first_line = (str(cause).strip().splitlines() or [""])[0][:200]
+        log.warning("database unavailable", extra={"fields": {"path": request.path, "error": type(cause).__name__,
+                                                              "detail": first_line}})
+        return error_response(503, "The database is not reachable right now. Try again in a moment.",
+                              headers={"Retry-After": "5"})
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Response:

@@ -10,7 +10,7 @@ import time
 import uuid
 from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, g, has_request_context, request
 
 log = logging.getLogger("collectz.request")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -24,12 +24,27 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        entry.update(log_context())
         fields = getattr(record, "fields", None)
         if fields:
             entry.update(fields)
         if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
+            key, text = exception_text(record.exc_info)
+            entry[key] = text
         return json.dumps(entry, default=str)
+
+
+def exception_text(exc_info: Any) -> tuple[str, str]:
+    """("exc", the traceback); for the database being unreachable ("db_error", one line): an outage would otherwise
+    fill the logs with identical tracebacks that say nothing the line does not."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    exc = exc_info[1] if isinstance(exc_info, tuple) else None
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        cause = exc.orig if exc.orig is not None else exc
+        first = (str(cause).strip().splitlines() or [""])[0][:300]
+        return "db_error", f"{type(cause).__name__}: {first}"
+    return "exc", logging.Formatter().formatException(exc_info)
 
 
 def configure_logging(level: str) -> None:
@@ -47,7 +62,27 @@ def configure_logging(level: str) -> None:
 
 
 def request_id() -> str | None:
-    return getattr(g, "request_id", None)
+    return getattr(g, "request_id", None) if has_request_context() else None
+
+
+def log_context() -> dict[str, Any]:
+    """What ties a log line to its cause: the request id in a request, the rq job (id, function, ids) in a job."""
+    if has_request_context():
+        rid = getattr(g, "request_id", None)
+        return {"request_id": rid} if rid else {}
+    try:
+        from rq import get_current_job
+
+        job = get_current_job()
+    except Exception:
+        job = None
+    if job is None:
+        return {}
+    # rq_*: a line's own "job_id" field (the import job's row id) keeps its meaning.
+    context: dict[str, Any] = {"rq_job_id": job.id, "rq_job": job.func_name}
+    if job.args and all(isinstance(arg, int) for arg in job.args):
+        context["rq_job_args"] = list(job.args)  # only ids cross Redis: the sync job and chunk it works on
+    return context
 
 
 def init_app(app: Flask) -> None:

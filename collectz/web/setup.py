@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, request
+from flask import Flask, Response, g, request
 from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 from sqlalchemy.exc import OperationalError
@@ -47,7 +47,9 @@ def init_app(app: Flask) -> None:
         headers.setdefault("X-Frame-Options", "DENY")
         if request.is_secure:
             headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
-        if not request.path.startswith("/static/"):
+        # Pages are never stored; an answer its view marked private (an image served after the sign-in check,
+        # named by its content) keeps the view's own caching.
+        if not request.path.startswith("/static/") and "private" not in headers.get("Cache-Control", ""):
             headers["Cache-Control"] = "no-store"
         _audit_request(app, resp)
         return resp
@@ -65,6 +67,8 @@ def _audit_request(app: Flask, resp: Response) -> None:
     """AUDIT_LOG_MODE adds one request-outcome event on top of the explicit domain events."""
     mode = app.config["COLLECTZ"].AUDIT_LOG_MODE
     if mode == "off" or request.path.startswith("/static/") or request.endpoint == "core.healthz":
+        return
+    if getattr(g, "database_unavailable", False):  # nowhere to write it; the outage is logged once already
         return
     failed = resp.status_code >= 400
     wanted = (

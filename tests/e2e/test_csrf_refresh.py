@@ -61,7 +61,7 @@ def open_profile(page: Page, server: LiveServer) -> None:
 
 def save_name(page: Page, name: str) -> None:
     page.bring_to_front()  # a background tab gets no animation frames, which slows Playwright's clicks down
-    page.get_by_label("Name").fill(name)
+    page.get_by_label("Name", exact=True).fill(name)
     page.get_by_role("button", name="Save").click()
 
 
@@ -72,7 +72,7 @@ def log_out(tab: Page) -> None:
 
 def expect_saved(page: Page, server: LiveServer, name: str) -> None:
     expect(page.locator("#toasts .toast", has_text="Profile saved.")).to_be_visible()
-    expect(page.get_by_label("Name")).to_have_value(name)
+    expect(page.get_by_label("Name", exact=True)).to_have_value(name)
     expect(page.get_by_role("navigation", name="Main").get_by_role("link", name=name, exact=True)).to_be_visible()
     assert [u[1] for u in users(server.app)] == [name]
 

@@ -1,4 +1,5 @@
-"""Admin area: members (members.py), invitations (invitations.py), activity (activity.py), flags (flags.py)."""
+"""Admin area: members (members.py), invitations (invitations.py), activity (activity.py), flags (flags.py),
+queues (queues.py), backup (backup.py)."""
 
 from flask import Blueprint, Response, redirect, url_for
 from flask_login import current_user, login_required
@@ -14,6 +15,7 @@ TABS = (
     ("flags", "Flags", "/admin/flags"),
     ("queues", "Queues", "/admin/rq"),
     ("integrations", "Integrations", "/admin/integrations"),
+    ("backup", "Backup", "/admin/backup"),
 )
 
 
@@ -35,3 +37,4 @@ def index() -> Response:
 
 from collectz.blueprints.admin import activity, credentials, flags, invitations, members  # noqa: E402,F401,I001
 from collectz.blueprints.admin import queues  # noqa: E402,F401
+from collectz.blueprints.admin import backup  # noqa: E402,F401

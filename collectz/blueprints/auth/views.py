@@ -46,8 +46,8 @@ def _failed(resp: Response) -> bool:
 @bp.before_app_request
 def _must_reset_gate() -> Response | None:
     """An account flagged must_reset can only choose a new password (or sign out) until it has."""
-    if request.endpoint in MUST_RESET_OPEN or request.endpoint is None:
-        return None
+    if request.endpoint in MUST_RESET_OPEN or request.endpoint is None or request.blueprint == "api":
+        return None  # the API answers a locked account itself, in JSON (blueprints/api/auth.py)
     if current_user.is_authenticated and current_user.must_reset:
         return htmx.redirect(url_for("auth.password"))
     return None
@@ -78,9 +78,9 @@ def register() -> Response:
 
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(lambda: current_settings().LOGIN_LIMIT_PER_IP, methods=["POST"], deduct_when=_failed,
-               scope="login-ip")
+               scope="login-ip", override_defaults=False)  # and the auth class limit (web/limits.py)
 @limiter.limit(lambda: current_settings().LOGIN_LIMIT_PER_ACCOUNT, methods=["POST"], key_func=_login_account_key,
-               deduct_when=_failed, scope="login-account")
+               deduct_when=_failed, scope="login-account", override_defaults=False)
 def login() -> Response:
     if current_user.is_authenticated:
         return htmx.redirect(url_for("library.index"))
@@ -133,13 +133,13 @@ def profile() -> Response:
         else:
             flash("Profile saved.", "success")
             return htmx.redirect(url_for("auth.profile"))
-    return _account_tab("auth/profile.html", form=form)
+    return _account_tab("auth/profile.html", form=form, **api_tokens.section_context())
 
 
 @bp.route("/password", methods=["GET", "POST"])
 @login_required
 @limiter.limit(lambda: current_settings().LOGIN_LIMIT_PER_ACCOUNT, methods=["POST"], key_func=_password_account_key,
-               deduct_when=_failed, scope="password-change")
+               deduct_when=_failed, scope="password-change", override_defaults=False)
 def password() -> Response:
     form = PasswordForm()
     required = current_user.must_reset
@@ -217,3 +217,6 @@ def reset() -> Response:
 def csrf_token() -> Response:
     """A fresh CSRF token for pages left open longer than the token lifetime."""
     return jsonify(token=generate_csrf(), refresh_seconds=current_settings().CSRF_TIME_LIMIT_SECONDS // 2)
+
+
+from collectz.blueprints.auth import tokens as api_tokens  # noqa: E402  (the profile's API tokens section)

@@ -1,4 +1,4 @@
-"""The library blueprint: browse (browse.py), items (items.py), duplicates (duplicates.py)."""
+"""The library blueprint: browse (browse.py), items (items.py), their images (covers.py), duplicates (duplicates.py)."""
 
 from flask import Blueprint
 from flask_login import login_required
@@ -13,4 +13,4 @@ def _members_only() -> None:
 
 
 # Registers the routes (Library → Review included).
-from collectz.blueprints.library import browse, duplicates, export, items, lookup, review  # noqa: E402,F401
+from collectz.blueprints.library import browse, covers, duplicates, export, items, lookup, review  # noqa: E402,F401
