@@ -30,7 +30,7 @@ from typing import Any
 
 from bench import child
 from bench.imports import _memory, _reset_peak, report, size_label
-from bench.library import build_app, postgres_url, sqlite_url
+from bench.library import add_bench_users, build_app, postgres_url, sqlite_url
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -96,21 +96,17 @@ def prepare_source(database_url: str, instance: Path, items: int, covers: int) -
 
     from bench.seed import seed
     from collectz.extensions import db
-    from collectz.models import Media, User
+    from collectz.models import Media
     from collectz.schema import upgrade
-    from collectz.security.passwords import hash_password
     from collectz.services.storage import key_for, storage
 
     app = build_app(database_url, instance)
     upgrade(app)
     with app.app_context():
-        owner = User(email="bench@example.org", name="Bench", role="admin", password_hash=hash_password("x" * 12))
-        member = User(email="member@example.org", name="Member", role="user", password_hash=hash_password("x" * 12))
-        db.session.add_all([owner, member])
-        db.session.commit()
+        users = add_bench_users()
         started = time.perf_counter()
         with db.engine.begin() as conn:
-            seed(conn, items, users={owner.email: owner.id, member.email: member.id})
+            seed(conn, items, users=users)
         store = storage()
         keys = []
         for media_id in range(1, min(covers, items) + 1):

@@ -44,7 +44,7 @@ from sqlalchemy import create_engine, text
 from stdnum import ean, isbn
 
 from bench import child
-from bench.library import build_app, git_sha, postgres_url, sqlite_url
+from bench.library import build_app, databases, git_sha, postgres_url, sqlite_url
 from bench.seed import FORMATS, GENRES, LOCATIONS, NIGHT_SHARE, NOTES, _title, _type_sequence, _year
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -417,24 +417,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-delicious-100mb", action="store_true")
     parser.add_argument("--write", action="store_true", help="write results even for a partial run")
     args = parser.parse_args(argv)
-    pg_admin = os.environ.get("BENCH_DATABASE_URL", "")
+    names, pg_admin = databases(args.db)
     pg_name = os.environ.get("BENCH_PG_IMPORTS_DATABASE", "collectz_bench_imports")
-    runners: list[tuple[str, Callable[[str], str]]] = []
     keep = bool(os.environ.get("BENCH_WORK_DIR"))
     work = Path(os.environ.get("BENCH_WORK_DIR") or tempfile.mkdtemp(prefix="collectz-bench-imports-"))
     work.mkdir(parents=True, exist_ok=True)
-    if args.db in ("sqlite", "both"):
-        def fresh_sqlite(label: str) -> str:
-            (work / f"sqlite-{label}").mkdir(exist_ok=True)
-            return sqlite_url(work / f"sqlite-{label}")
-        runners.append(("sqlite", fresh_sqlite))
-    if args.db in ("postgresql", "both"):
-        if pg_admin:
-            runners.append(("postgresql", lambda _label: postgres_url(pg_admin, pg_name)))
-        elif args.db == "postgresql":
-            sys.exit("set BENCH_DATABASE_URL (a PostgreSQL server URL) to run the PostgreSQL benchmark")
-        else:
-            print("BENCH_DATABASE_URL is not set: PostgreSQL skipped")
+
+    def fresh_sqlite(label: str) -> str:
+        (work / f"sqlite-{label}").mkdir(exist_ok=True)
+        return sqlite_url(work / f"sqlite-{label}")
+
+    makers: dict[str, Callable[[str], str]] = {
+        "sqlite": fresh_sqlite, "postgresql": lambda _label: postgres_url(pg_admin, pg_name)}
+    runners = [(name, makers[name]) for name in names]
     full = args.rows == ROWS and not args.skip_delicious_100mb
     results_dir = RESULTS if full or args.write else None
     try:

@@ -113,22 +113,35 @@ def build_app(database_url: str, instance: Path) -> Any:
     return create_app(settings=settings)
 
 
+OWNER_EMAIL = "bench@example.org"
+MEMBER_EMAIL = "member@example.org"
+
+
+def add_bench_users() -> dict[str, int]:
+    """The benchmarks' accounts, committed (in an app context): an admin who owns the data and a member;
+    email → id, as bench.seed takes them."""
+    from collectz.extensions import db
+    from collectz.models import User
+    from collectz.security.passwords import hash_password
+
+    owner = User(email=OWNER_EMAIL, name="Bench", role="admin", password_hash=hash_password("x" * 12))
+    member = User(email=MEMBER_EMAIL, name="Member", role="user", password_hash=hash_password("x" * 12))
+    db.session.add_all([owner, member])
+    db.session.commit()  # no snapshot may stay open: VACUUM must see every seeded row as visible to all
+    return {OWNER_EMAIL: owner.id, MEMBER_EMAIL: member.id}
+
+
 def prepare(app: Any, items: int) -> dict[str, Any]:
     """Migrate, add the bench member, seed, analyze; returns what the cases need to know."""
     from collectz.extensions import db
     from collectz.models import User
     from collectz.schema import upgrade
-    from collectz.security.passwords import hash_password
     from collectz.services.sessions import create_session
 
     upgrade(app)
     with app.app_context():
-        owner = User(email="bench@example.org", name="Bench", role="admin", password_hash=hash_password("x" * 12))
-        member = User(email="member@example.org", name="Member", role="user", password_hash=hash_password("x" * 12))
-        db.session.add_all([owner, member])
-        db.session.commit()
-        users = {"bench@example.org": owner.id, "member@example.org": member.id}
-        db.session.commit()  # no snapshot may stay open: VACUUM must see every seeded row as visible to all
+        users = add_bench_users()
+        owner = db.session.get(User, users[OWNER_EMAIL])
         started = time.perf_counter()
         with db.engine.begin() as conn:
             summary = seed(conn, items, users=users)
@@ -456,6 +469,22 @@ def run_db(db_name: str, database_url: str, args: argparse.Namespace, work: Path
     return report
 
 
+def databases(choice: str) -> tuple[list[str], str]:
+    """The databases a run covers ("sqlite", "postgresql", in that order) for --db CHOICE, and the PostgreSQL server
+    named by BENCH_DATABASE_URL. PostgreSQL alone without a server exits with the reason; with "both" it is
+    skipped with a line saying so."""
+    pg_admin = os.environ.get("BENCH_DATABASE_URL", "")
+    names = ["sqlite"] if choice in ("sqlite", "both") else []
+    if choice in ("postgresql", "both"):
+        if pg_admin:
+            names.append("postgresql")
+        elif choice == "postgresql":
+            sys.exit("set BENCH_DATABASE_URL (a PostgreSQL server URL) to run the PostgreSQL benchmark")
+        else:
+            print("BENCH_DATABASE_URL is not set: PostgreSQL skipped")
+    return names, pg_admin
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench library", description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=ITEMS)
@@ -467,20 +496,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", action="store_true", help="write results even for a partial run")
     args = parser.parse_args(argv)
     args.throughput_seconds = min(args.throughput_seconds, 30.0)
-    pg_admin = os.environ.get("BENCH_DATABASE_URL", "")
+    names, pg_admin = databases(args.db)
     work = Path(os.environ.get("BENCH_WORK_DIR") or tempfile.mkdtemp(prefix="collectz-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    runners: list[tuple[str, Callable[[], str]]] = []
-    if args.db in ("sqlite", "both"):
-        runners.append(("sqlite", lambda: sqlite_url(work)))
-    if args.db in ("postgresql", "both"):
-        if pg_admin:
-            name = os.environ.get("BENCH_PG_DATABASE", "collectz_bench")
-            runners.append(("postgresql", lambda: postgres_url(pg_admin, name)))
-        elif args.db == "postgresql":
-            sys.exit("set BENCH_DATABASE_URL (a PostgreSQL server URL) to run the PostgreSQL benchmark")
-        else:
-            print("BENCH_DATABASE_URL is not set: PostgreSQL skipped")
+    urls: dict[str, Callable[[], str]] = {
+        "sqlite": lambda: sqlite_url(work),
+        "postgresql": lambda: postgres_url(pg_admin, os.environ.get("BENCH_PG_DATABASE", "collectz_bench"))}
+    runners = [(name, urls[name]) for name in names]
     try:
         for db_name, url in runners:
             run_db(db_name, url(), args, work)

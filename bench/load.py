@@ -39,7 +39,20 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from bench.library import ROOT, build_app, case_info, cases, free_port, git_sha, percentile, postgres_url, sqlite_url
+from bench.library import (
+    OWNER_EMAIL,
+    ROOT,
+    add_bench_users,
+    build_app,
+    case_info,
+    cases,
+    databases,
+    free_port,
+    git_sha,
+    percentile,
+    postgres_url,
+    sqlite_url,
+)
 from bench.seed import ITEMS, analyze, seed
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -74,16 +87,14 @@ def prepare(app: Any, items: int) -> Plan:
     from collectz.extensions import db
     from collectz.models import Media, User
     from collectz.schema import upgrade
-    from collectz.security.passwords import hash_password
     from collectz.services.sessions import create_session
 
     upgrade(app)
     with app.app_context():
-        owner = User(email="bench@example.org", name="Bench", role="admin", password_hash=hash_password("x" * 12))
-        db.session.add(owner)
-        db.session.commit()
+        users = add_bench_users()
+        owner = db.session.get(User, users[OWNER_EMAIL])
         with db.engine.begin() as conn:
-            summary = seed(conn, items, users={"bench@example.org": owner.id})
+            summary = seed(conn, items, users={OWNER_EMAIL: owner.id})  # the clients act as the owner
         analyze(db.engine)
         info = case_info(summary)
         with app.test_request_context():
@@ -332,19 +343,12 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = options(argv)
-    pg_admin = os.environ.get("BENCH_DATABASE_URL", "")
+    names, pg_admin = databases(args.db)
     work = Path(tempfile.mkdtemp(prefix="collectz-load-"))
-    runners: list[tuple[str, Callable[[], str]]] = []
-    if args.db in ("sqlite", "both"):
-        runners.append(("sqlite", lambda: sqlite_url(work)))
-    if args.db in ("postgresql", "both"):
-        if pg_admin:
-            name = os.environ.get("BENCH_PG_LOAD_DATABASE", "collectz_bench_load")
-            runners.append(("postgresql", lambda: postgres_url(pg_admin, name)))
-        elif args.db == "postgresql":
-            sys.exit("set BENCH_DATABASE_URL (a PostgreSQL server URL) to run the PostgreSQL load benchmark")
-        else:
-            print("BENCH_DATABASE_URL is not set: PostgreSQL skipped")
+    urls: dict[str, Callable[[], str]] = {
+        "sqlite": lambda: sqlite_url(work),
+        "postgresql": lambda: postgres_url(pg_admin, os.environ.get("BENCH_PG_LOAD_DATABASE", "collectz_bench_load"))}
+    runners = [(name, urls[name]) for name in names]
     try:
         for db_name, url in runners:
             run_db(db_name, url(), args, work)

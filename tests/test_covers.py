@@ -372,3 +372,23 @@ def test_deleting_items_deletes_their_images_unless_another_item_uses_them(app: 
     assert survivor.cover_key and survivor.cover_key.startswith(f"covers/{gone}/") and not kept_files
     assert [k for k in keys(app) if k.startswith("covers/")] == [survivor.cover_key]
     assert not [k for k in keys(app) if k.startswith(f"thumbs/{gone}/")]
+
+
+def test_an_upload_while_the_queue_is_down_keeps_the_cover_and_the_sweep_makes_the_thumbnail(
+        make_app: Any, tmp_path: Path) -> None:
+    from collectz.jobs import covers as cover_jobs
+
+    uploads = str(tmp_path / "uploads")
+    down = make_app(UPLOAD_PATH=uploads, REDIS_URL="redis://127.0.0.1:1/0")  # nothing listens there
+    bob = Actors(down).client("bob")
+    media_id = add_item(bob)
+
+    assert upload(bob, media_id, fake.png()).status_code == 303  # the thumbnail job could not be queued
+    stored = item(down, media_id)
+    assert stored.cover_key and stored.thumb_key is None and keys(down) == [stored.cover_key]
+
+    up = make_app(UPLOAD_PATH=uploads)  # the queue is back: the periodic sweep finds the missing thumbnail
+    jobs.set_app(up)
+    assert cover_jobs.sweep_covers()["thumbnails"] == 1
+    run_jobs(up)
+    assert item(up, media_id).thumb_key == covers.thumb_key_for(media_id, stored.cover_key)

@@ -54,7 +54,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql import sqltypes
 
 from collectz.schema import MIGRATIONS_DIR, SchemaError, current_revisions, script_directory, upgrade
-from collectz.services.storage import InvalidKey, Storage, StorageError, check_key
+from collectz.services.storage import InvalidKey, Storage, StorageError, atomic_file, check_key
 from collectz.version import __version__, git_sha
 
 log = logging.getLogger("collectz.backup")
@@ -459,16 +459,8 @@ def create_backup(dest: Path | BinaryIO, *, include_objects: bool = True, engine
             manifest = _write_archive(dest, engine, store, folder)
             return BackupSummary(manifest, dest.tell(), time.perf_counter() - started)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, partial = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                manifest = _write_archive(out, engine, store, workdir or dest.parent)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(partial, dest)
-        except BaseException:
-            Path(partial).unlink(missing_ok=True)
-            raise
+        with atomic_file(dest, prefix=f".{dest.name}.partial-") as out:
+            manifest = _write_archive(out, engine, store, workdir or dest.parent)
         return BackupSummary(manifest, dest.stat().st_size, time.perf_counter() - started)
     except BackupError:
         raise

@@ -15,6 +15,7 @@ import re
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, TypeVar
@@ -112,6 +113,22 @@ def _chunks(data: bytes | BinaryIO) -> Iterator[bytes]:
         yield chunk
 
 
+@contextmanager
+def atomic_file(dest: Path, prefix: str = ".tmp-") -> Iterator[BinaryIO]:
+    """A file written beside `dest` that becomes `dest` (flushed to disk, renamed) only if the block ends well;
+    otherwise it is removed and `dest` is left as it was."""
+    fd, partial = tempfile.mkstemp(prefix=prefix, dir=dest.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            yield out
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(partial, dest)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
+
+
 class LocalStorage:
     """Files under one root folder; every write is a temp file renamed into place, so a reader never sees half."""
 
@@ -128,19 +145,11 @@ class LocalStorage:
         digest, size = hashlib.sha256(), 0
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    for chunk in _chunks(data):
-                        fh.write(chunk)
-                        digest.update(chunk)
-                        size += len(chunk)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            with atomic_file(path) as fh:
+                for chunk in _chunks(data):
+                    fh.write(chunk)
+                    digest.update(chunk)
+                    size += len(chunk)
         except OSError as exc:
             raise StorageError(f"The file store (local disk) could not save {key}: {exc.strerror}") from exc
         return StoredObject(key=key, size=size, content_type=content_type, sha256=digest.hexdigest())
