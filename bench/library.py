@@ -321,29 +321,47 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def throughput(database_url: str, instance: Path, token: str, seconds: float, connections: int = 8
-               ) -> dict[str, Any]:
-    """First page, `connections` keep-alive clients against gunicorn (2 workers × 4 threads) on loopback."""
+def start_server(database_url: str, instance: Path, workers: int, threads: int) -> tuple[subprocess.Popen[bytes], int]:
+    """gunicorn (gthread) on a free loopback port against an already migrated database; rate limits off (the
+    benchmarks' clients all act as one member)."""
     port = free_port()
     env = {**os.environ, "DATABASE_URL": database_url, "INSTANCE_PATH": str(instance), "LOG_LEVEL": "WARNING",
            "COLLECTZ_ENV": "development", "REDIS_URL": "", "AUDIT_LOG_MODE": "failures",
-           "RATELIMIT_ENABLED": "false"}
+           "RATELIMIT_ENABLED": "false",
+           "RUN_MIGRATIONS_ON_START": "false"}
     gunicorn = Path(sys.executable).with_name("gunicorn")
     server = subprocess.Popen(
-        [str(gunicorn), "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4",
+        [str(gunicorn), "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--threads", str(threads),
          "--worker-class", "gthread", "--log-level", "warning", "--keep-alive", "30", "wsgi:app"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                err = server.stderr.read().decode() if server.stderr else ""
+                raise SystemExit(f"gunicorn did not start: {err[-800:]}") from None
+            time.sleep(0.2)
+    return server, port
+
+
+def stop_server(server: subprocess.Popen[bytes]) -> None:
+    server.send_signal(signal.SIGTERM)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    err = server.stderr.read().decode() if server.stderr else ""
-                    raise SystemExit(f"gunicorn did not start: {err[-800:]}") from None
-                time.sleep(0.2)
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
+def throughput(database_url: str, instance: Path, token: str, seconds: float, connections: int = 8
+               ) -> dict[str, Any]:
+    """First page, `connections` keep-alive clients against gunicorn (2 workers × 4 threads) on loopback."""
+    server, port = start_server(database_url, instance, 2, 4)
+    try:
         headers = {**HX, "Cookie": f"collectz_session={token}"}
         latencies: list[list[float]] = [[] for _ in range(connections)]
         errors = [0] * connections
@@ -383,11 +401,7 @@ def throughput(database_url: str, instance: Path, token: str, seconds: float, co
                 "p99_ms": round(percentile(every, 99), 2), "errors": sum(errors),
                 "server": "gunicorn gthread, 2 workers x 4 threads, 127.0.0.1"}
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_server(server)
 
 
 # --- the run ----------------------------------------------------------------------------------------------

@@ -23,10 +23,7 @@ import os
 import platform
 import random
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -41,17 +38,17 @@ from urllib.parse import urlencode
 
 from bench.library import (
     OWNER_EMAIL,
-    ROOT,
     add_bench_users,
     build_app,
     case_info,
     cases,
     databases,
-    free_port,
     git_sha,
     percentile,
     postgres_url,
     sqlite_url,
+    start_server,
+    stop_server,
 )
 from bench.seed import ITEMS, analyze, seed
 
@@ -107,40 +104,6 @@ def prepare(app: Any, items: int) -> Plan:
     searches = [c.path for c in every if c.kind == "search"]
     searches += ["/library/?" + urlencode({"q": word}) for word in ("river", "dark", "love", "star", "blue")]
     return Plan(lists=lists, searches=searches, item_ids=ids, token=token)
-
-
-def start_server(database_url: str, instance: Path) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    env = {**os.environ, "DATABASE_URL": database_url, "INSTANCE_PATH": str(instance), "LOG_LEVEL": "WARNING",
-           "COLLECTZ_ENV": "development", "REDIS_URL": "", "AUDIT_LOG_MODE": "failures",
-           "RATELIMIT_ENABLED": "false",
-           "RUN_MIGRATIONS_ON_START": "false"}
-    gunicorn = Path(sys.executable).with_name("gunicorn")
-    server = subprocess.Popen(
-        [str(gunicorn), "--bind", f"127.0.0.1:{port}", "--workers", str(WORKERS), "--threads", str(THREADS),
-         "--worker-class", "gthread", "--log-level", "warning", "--keep-alive", "30", "wsgi:app"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                server.kill()
-                err = server.stderr.read().decode() if server.stderr else ""
-                raise SystemExit(f"gunicorn did not start: {err[-800:]}") from None
-            time.sleep(0.2)
-    return server, port
-
-
-def stop_server(server: subprocess.Popen[bytes]) -> None:
-    server.send_signal(signal.SIGTERM)
-    try:
-        server.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
 
 
 def worker_rss_kib(master_pid: int) -> dict[int, int]:
@@ -286,7 +249,7 @@ def run_db(db_name: str, database_url: str, args: argparse.Namespace, work: Path
     plan = prepare(app, args.items)
     with app.app_context():
         db.engine.dispose()
-    server, port = start_server(database_url, instance)
+    server, port = start_server(database_url, instance, WORKERS, THREADS)
     try:
         drive(port, plan, args.connections, args.warmup, None)
         before = worker_rss_kib(server.pid)
