@@ -11,9 +11,11 @@ go through a scratch table filled by COPY, then one statement). Used inside the 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import ColumnElement, FromClause, Table, any_, func, literal
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from collectz.extensions import db
 
@@ -21,6 +23,24 @@ from collectz.extensions import db
 _MAX_PARAMS = {"sqlite": 32766, "postgresql": 65535}
 MAX_PAGE = 256  # rows per INSERT statement
 _SCRATCH_SERIAL = 0  # PostgreSQL scratch tables get a new name each: several may live in one transaction
+
+
+def any_of(column: Any, values: Any) -> ColumnElement[bool]:
+    """`column IN (values)` for a lookup of a whole batch. PostgreSQL gets one array parameter (`= ANY(:array)`):
+    a statement of a thousand parameters costs the driver (it rewrites every placeholder) and the planner more
+    than the lookup itself, and is never the same statement twice. SQLite keeps IN (a batch is far below its
+    parameter limit)."""
+    values = list(values)
+    if db.session.get_bind().dialect.name == "postgresql":
+        return column == any_(literal(values, ARRAY(column.type)))
+    return column.in_(values)
+
+
+def unnest_table(name: str, columns: Sequence[tuple[str, Any]], rows: Sequence[tuple[Any, ...]]) -> FromClause:
+    """PostgreSQL: a batch's keys as a table to join against, unnest() of one array per column (columns: (name,
+    SQL type) pairs): one parameter per column, whatever the batch's size."""
+    arrays = [literal([row[i] for row in rows], ARRAY(type_)) for i, (_name, type_) in enumerate(columns)]
+    return func.unnest(*arrays).table_valued(*(c for c, _t in columns)).render_derived(name=name)
 
 
 def _placeholder(dialect: Any) -> str:
@@ -97,19 +117,25 @@ def insert_rows(table: Table, rows: Sequence[dict[str, Any]], *, on_conflict_do_
     for start, size in _pages(len(rows), _MAX_PARAMS.get(dialect.name, 999) // len(columns)):
         chunk = rows[start:start + size]
         flat: list[Any] = []
-        for row in chunk:
-            values = [row[name] for name in names] + fixed
-            flat.extend(value if proc is None else proc(value)
-                        for proc, value in zip(processors, values, strict=True))
+        for values in _values(processors, names, fixed, chunk):
+            flat.extend(values)
         connection.exec_driver_sql(head + ", ".join([one] * len(chunk)) + tail, tuple(flat))
 
 
 def _values(processors: list[Callable[[Any], Any] | None], names: Sequence[str], fixed: list[Any],
             rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    """Each row's values in column order (the given names, then the defaults), converted by the bind processors."""
-    return [tuple(value if proc is None else proc(value)
-                  for proc, value in zip(processors, [*(row[name] for name in names), *fixed], strict=True))
-            for row in rows]
+    """Each row's values in column order (the given names, then the defaults), converted by the bind processors
+    (only the columns that have one: most have none, and this runs for every value of an import)."""
+    pick = itemgetter(*names)
+    converted = [(i, proc) for i, proc in enumerate(processors) if proc is not None]
+    result: list[tuple[Any, ...]] = []
+    for row in rows:
+        values = [pick(row)] if len(names) == 1 else [*pick(row)]
+        values += fixed
+        for i, proc in converted:
+            values[i] = proc(values[i])
+        result.append(tuple(values))
+    return result
 
 
 def _copy(connection: Any, table_name: str, columns: Sequence[str], values: list[tuple[Any, ...]]) -> None:

@@ -19,8 +19,14 @@ class IdentifierError(ValueError):
     """A field-level message for a bad identifier."""
 
 
+def _digits(raw: str, *lengths: int) -> bool:
+    return len(raw) in lengths and raw.isascii() and raw.isdigit()
+
+
 def normalise_isbn(raw: str) -> str:
     """ISBN-10 or ISBN-13 (any hyphens/spaces) → ISBN-13."""
+    if _digits(raw or "", 13) and raw[:3] in ("978", "979") and ean.calc_check_digit(raw[:-1]) == raw[-1]:
+        return raw  # already compact and valid: stdnum's own check, without its clean-up pass (imports: every row)
     try:
         value = isbn.validate(raw or "")  # compacts, then checks (imports call this for every row: once, not twice)
     except InvalidChecksum:
@@ -32,6 +38,8 @@ def normalise_isbn(raw: str) -> str:
 
 def normalise_ean(raw: str) -> str:
     """UPC-A (12 digits) or EAN-13 → EAN-13."""
+    if _digits(raw or "", 12, 13) and ean.calc_check_digit(raw[:-1]) == raw[-1]:
+        return raw.zfill(13)  # already compact and valid (see normalise_isbn)
     try:
         value = ean.validate(raw or "")  # compacts, then checks
     except InvalidChecksum:

@@ -23,7 +23,7 @@ from datetime import date
 from functools import cached_property, lru_cache
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import Integer, String, and_, func, select, text
 from sqlalchemy.orm import selectinload
 
 from collectz.extensions import db
@@ -40,7 +40,7 @@ from collectz.models import (
 )
 from collectz.models.media import make_sort_title
 from collectz.models.media_types import MEDIA_TYPES, PERSON_ROLES, TYPE_DETAILS
-from collectz.services.bulk_rows import insert_rows
+from collectz.services.bulk_rows import any_of, insert_rows, unnest_table
 from collectz.services.errors import InvalidInput
 from collectz.services.indexing import compose_search_text, derived_columns, refresh_media_index
 from collectz.services.media import COLUMNS, Cleaned, MediaInput
@@ -371,7 +371,7 @@ def _full(ids: Iterable[int]) -> list[Media]:
     ids = set(ids)
     if not ids:
         return []
-    return list(db.session.scalars(select(Media).where(Media.id.in_(ids)).order_by(Media.id).options(
+    return list(db.session.scalars(select(Media).where(any_of(Media.id, ids)).order_by(Media.id).options(
         selectinload(Media.people), selectinload(Media.genres))))
 
 
@@ -380,14 +380,13 @@ def _load_candidates(ctx: BatchContext, batch: list[Incoming]) -> _Index:
     entries imported before (by source id); then, for the other rows, items sharing an identifier; then, for rows
     still unmatched, the first item of the same type, title key and year (found on key columns first)."""
     index = _Index()
-    lib = Media.library_id == ctx.library_id
     found: dict[int, Media] = {}
     rest = batch
     if ctx.source:
         ids = {source_id for i in batch for source_id in i.source_ids}
         if ids:
             rows = db.session.execute(select(MediaSource.source_id, MediaSource.media_id).where(
-                MediaSource.source == ctx.source, MediaSource.source_id.in_(ids))).all()
+                MediaSource.source == ctx.source, any_of(MediaSource.source_id, ids))).all()
             medias = {m.id: m for m in _full(media_id for _sid, media_id in rows)}
             for source_id, media_id in rows:
                 if media_id in medias:
@@ -411,7 +410,7 @@ def _load_candidates(ctx: BatchContext, batch: list[Incoming]) -> _Index:
             # the WHERE clause SQLite's planner walks a whole (library_id, …) index instead.
             column = getattr(Media, name)
             id_matches.update(media_id for media_id, library_id in db.session.execute(
-                select(Media.id, Media.library_id).where(column.in_(values))) if library_id == ctx.library_id)
+                select(Media.id, Media.library_id).where(any_of(column, values))) if library_id == ctx.library_id)
     for media in _full(id_matches - set(found)):
         found[media.id] = media
     for media in sorted(found.values(), key=lambda m: m.id):
@@ -421,16 +420,9 @@ def _load_candidates(ctx: BatchContext, batch: list[Incoming]) -> _Index:
                                           for n in ID_ORDER if i.identifier(n))]
     if untitled:
         keys = {i.title_key for i in untitled}
-        # The (library, sort title) index finds the rows that share a sort title with the batch; the exact
-        # (type, sort title, year) tuple is checked here, a set lookup per row (as an SQL OR of a thousand tuples,
-        # PostgreSQL compares every row with every tuple, and SQLite's planner may scan by year instead).
         wanted = {(i.media_type, make_sort_title(i.columns["title"]), i.columns["year"]) for i in untitled}
-        query = select(Media.id, Media.media_type, Media.sort_title, Media.title, Media.year).where(
-            lib, Media.sort_title.in_({t[1] for t in wanted}), Media.media_type.in_({t[0] for t in wanted}))
         first: dict[tuple[str, str, int | None], int] = {}
-        for media_id, media_type, sort_title, title, year in db.session.execute(query.order_by(Media.id)):
-            if (media_type, sort_title, year) not in wanted:
-                continue
+        for media_id, media_type, title, year in _same_titles(ctx.library_id, wanted):
             key = (media_type, title_key(title), year)
             if key in keys:
                 first.setdefault(key, media_id)
@@ -440,10 +432,36 @@ def _load_candidates(ctx: BatchContext, batch: list[Incoming]) -> _Index:
     if ctx.source and found:
         # By the media_id index; the source is checked here (SQLite's planner would walk the whole source otherwise).
         index.same_source = {found[media_id] for media_id, source in db.session.execute(
-            select(MediaSource.media_id, MediaSource.source).where(MediaSource.media_id.in_(found)))
+            select(MediaSource.media_id, MediaSource.source).where(any_of(MediaSource.media_id, found)))
             if source == ctx.source}
     index.loaded = set(found)
     return index
+
+
+def _same_titles(library_id: int, wanted: set[tuple[str, str, int | None]]) -> list[Any]:
+    """(id, type, title, year) of the library's items whose (type, sort title, year) is one of `wanted`, by id.
+
+    The batch's keys are joined against the (library, type, sort title) index: only the items sharing all three
+    come back. (By sort title alone, a catalog whose titles repeat returned tens of thousands of rows per batch;
+    an SQL OR of a thousand tuples makes PostgreSQL compare every row with every tuple.)"""
+    if db.session.get_bind().dialect.name == "postgresql":
+        keys = unnest_table("wanted", (("media_type", String()), ("sort_title", String()), ("year", Integer())),
+                            list(wanted))
+        return list(db.session.execute(select(Media.id, Media.media_type, Media.title, Media.year).join(keys, and_(
+            Media.media_type == keys.c.media_type, Media.sort_title == keys.c.sort_title,
+            Media.year.is_not_distinct_from(keys.c.year))).where(Media.library_id == library_id).order_by(Media.id)))
+    # SQLite: CROSS JOIN keeps the keys as the outer loop (its planner, without statistics, would rather walk the
+    # whole library and look each item up in the keys), and "+media.year" keeps it on the sort-title index. The
+    # keys are padded to a power of two with rows that match nothing, so a few statements are prepared, not one
+    # per batch size.
+    rows = list(wanted)
+    size = 1 << max(0, len(rows) - 1).bit_length()
+    rows += [(None, None, None)] * (size - len(rows))
+    sql = (f"WITH wanted(media_type, sort_title, year) AS (VALUES {', '.join(['(?, ?, ?)'] * size)}) "  # nosec B608
+           "SELECT media.id, media.media_type, media.title, media.year FROM wanted CROSS JOIN media "
+           "ON media.library_id = ? AND media.media_type = wanted.media_type "
+           "AND media.sort_title = wanted.sort_title AND +media.year IS wanted.year ORDER BY media.id")
+    return list(db.session.connection().exec_driver_sql(sql, (*(v for row in rows for v in row), library_id)))
 
 
 def _conflicts(item: Incoming, media: Media) -> str | None:
@@ -592,7 +610,7 @@ def write_batch(ctx: BatchContext, items: list[Incoming | RowError]) -> list[Out
     existing_meta: dict[int, set[str]] = {}
     if matched_ids:
         for media_id, key in db.session.execute(select(MediaMetadata.media_id, MediaMetadata.key).where(
-                MediaMetadata.media_id.in_(matched_ids))):
+                any_of(MediaMetadata.media_id, matched_ids))):
             existing_meta.setdefault(media_id, set()).add(key)
 
     outcomes: list[Outcome] = []
@@ -659,9 +677,9 @@ def _add_seasons_and_variants(ctx: BatchContext, touched: list[tuple[Outcome, In
     have_variants: set[tuple[int, str]] = set()
     if ids:
         have_seasons = {tuple(r) for r in db.session.execute(select(
-            MediaSeason.media_id, MediaSeason.season_number).where(MediaSeason.media_id.in_(ids)))}
+            MediaSeason.media_id, MediaSeason.season_number).where(any_of(MediaSeason.media_id, ids)))}
         have_variants = {tuple(r) for r in db.session.execute(select(
-            MediaVariant.media_id, MediaVariant.source_key).where(MediaVariant.media_id.in_(ids),
+            MediaVariant.media_id, MediaVariant.source_key).where(any_of(MediaVariant.media_id, ids),
                                                                   MediaVariant.source == source))}
     season_rows: list[dict[str, Any]] = []
     variant_rows: list[dict[str, Any]] = []

@@ -15,6 +15,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from collectz.extensions import db
 from collectz.models import Genre, Media, MediaPerson, Person
+from collectz.services.bulk_rows import any_of
 
 PERSON_NAME_MAX = 255
 GENRE_NAME_MAX = 100
@@ -57,8 +58,8 @@ def _get_or_create(model: type[Named], names: Iterable[str], max_length: int, li
         return {}
     def load(keys: Iterable[str]) -> Iterable[Any]:
         if light:
-            return db.session.execute(select(model.id, model.name, model.name_key).where(model.name_key.in_(keys)))
-        return db.session.scalars(select(model).where(model.name_key.in_(keys)))
+            return db.session.execute(select(model.id, model.name, model.name_key).where(any_of(model.name_key, keys)))
+        return db.session.scalars(select(model).where(any_of(model.name_key, keys)))
 
     found = {row.name_key: row for row in load(wanted)}
     missing = [{"name": wanted[key], "name_key": key} for key in wanted if key not in found]
