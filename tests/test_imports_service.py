@@ -93,6 +93,23 @@ def test_identifiers_match_in_order_and_fill_only_empty_fields(ctx: Flask, actor
     assert item.copies == 1  # another source's entry is the same copy, merged
 
 
+def test_people_and_genres_are_filled_only_where_the_item_has_none(ctx: Flask, actors: Actors) -> None:
+    run_records(BOB, [book("m1", "Dune", "9780441013593"),
+                      book("m2", "Emma", "9780141439587", people=[["author", "Jane Austen"]], genres=["Classic"])],
+                kind="delicious")
+    job = run_records(BOB, [
+        book("c1", "Dune", "9780441013593", people=[["author", "Frank Herbert"]], genres=["Science fiction"]),
+        book("c2", "Emma", "9780141439587", people=[["author", "Someone Else"]], genres=["Romance"])])
+    first, second = rows(job.id)
+    assert (first.outcome, first.message) == ("updated", f"merged into item {first.media_id}: filled people, genres")
+    assert second.outcome == "skipped"  # it has people and genres: nothing to fill
+    dune, emma = db.session.get(Media, first.media_id), db.session.get(Media, second.media_id)
+    assert [(mp.person.name, mp.role) for mp in dune.people] == [("Frank Herbert", "author")]
+    assert [g.name for g in dune.genres] == ["Science fiction"]
+    assert [mp.person.name for mp in emma.people] == ["Jane Austen"] and [g.name for g in emma.genres] == ["Classic"]
+    assert "herbert" in (dune.search_text or "").casefold()  # the search index knows the new people
+
+
 def test_a_books_barcode_finds_it_by_isbn_and_asin_is_the_third_choice(ctx: Flask, actors: Actors) -> None:
     run_records(BOB, [book("x1", "Dune", "9780441013593"),
                       {"source_id": "x2", "media_type": "movie", "title": "Heat", "asin": "B00003CXCT"}])

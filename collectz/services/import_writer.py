@@ -24,7 +24,6 @@ from functools import cached_property, lru_cache
 from typing import Any
 
 from sqlalchemy import Integer, String, and_, func, select, text
-from sqlalchemy.orm import selectinload
 
 from collectz.extensions import db
 from collectz.importers import Record, media_type_of
@@ -357,6 +356,8 @@ class _Index:
         self.by_source: dict[str, Media] = {}
         self.same_source: set[Media] = set()  # items that already have an entry of this import's source
         self.loaded: set[int] = set()  # ids of the items loaded from the database
+        self.with_people: set[int] = set()  # ids of the loaded items that have people
+        self.with_genres: set[int] = set()  # ... and genres
 
     def add(self, media: Media) -> None:
         for name in ID_ORDER:
@@ -367,12 +368,13 @@ class _Index:
 
 
 def _full(ids: Iterable[int]) -> list[Media]:
-    """Items by id with their people and genres (what "fill if empty" looks at)."""
+    """Items by id (their people and genres are not loaded: `_Index.with_people`/`with_genres` say whether they
+    have any, which is all "fill if empty" asks; a re-import matches every row, and loading each item's people and
+    genres made it slower than the first import)."""
     ids = set(ids)
     if not ids:
         return []
-    return list(db.session.scalars(select(Media).where(any_of(Media.id, ids)).order_by(Media.id).options(
-        selectinload(Media.people), selectinload(Media.genres))))
+    return list(db.session.scalars(select(Media).where(any_of(Media.id, ids)).order_by(Media.id)))
 
 
 def _load_candidates(ctx: BatchContext, batch: list[Incoming]) -> _Index:
@@ -435,6 +437,11 @@ def _load_candidates(ctx: BatchContext, batch: list[Incoming]) -> _Index:
             select(MediaSource.media_id, MediaSource.source).where(any_of(MediaSource.media_id, found)))
             if source == ctx.source}
     index.loaded = set(found)
+    if found:
+        index.with_people = set(db.session.scalars(select(MediaPerson.media_id).where(
+            any_of(MediaPerson.media_id, found)).distinct()))
+        index.with_genres = set(db.session.scalars(select(MediaGenre.media_id).where(
+            any_of(MediaGenre.media_id, found)).distinct()))
     return index
 
 
@@ -500,7 +507,8 @@ def _find(item: Incoming, index: _Index) -> tuple[Media | None, str | None, str 
     return media, mode, "title+year"
 
 
-def _fill(media: Media, item: Incoming, people: dict[str, Any], genres: dict[str, Any]) -> list[str]:
+def _fill(media: Media | NewItem, item: Incoming, index: _Index, people: dict[str, Any],
+          genres: dict[str, Any]) -> list[str]:
     """Fill the item's empty fields from the row; returns the names of the fields filled."""
     filled: list[str] = []
     columns = item.columns
@@ -526,12 +534,16 @@ def _fill(media: Media, item: Incoming, people: dict[str, Any], genres: dict[str
         media.plex_guid = item.plex_guid
         filled.append("plex_guid")
     new = isinstance(media, NewItem)
-    if item.cleaned.people and not media.people:
+    if item.cleaned.people and not (media.people if new else media.id in index.with_people):
         media.people = list(item.cleaned.people) if new else _credits(item.cleaned.people, people)
+        if not new:
+            index.with_people.add(media.id)
         filled.append("people")
-    if item.cleaned.genres and not media.genres:
+    if item.cleaned.genres and not (media.genres if new else media.id in index.with_genres):
         media.genres = list(item.cleaned.genres) if new else [  # ORM genres for an existing item's relationship
             db.session.get(Genre, g.id) for g in ordered_genres(item.cleaned.genres, genres)]
+        if not new:
+            index.with_genres.add(media.id)
         filled.append("genres")
     return filled
 
@@ -709,7 +721,7 @@ def _decide(ctx: BatchContext, item: Incoming, index: _Index, people: dict[str, 
     known = next((sid for sid in item.source_ids if sid in index.by_source), None)
     if known is not None:
         media = index.by_source[known]
-        filled = _fill(media, item, people, genres)
+        filled = _fill(media, item, index, people, genres)
         mode, by = MATCHED_BY_IDENTIFIER, f"source:{ctx.source}"
         if filled:
             return Outcome("updated", mode, by, "filled " + ", ".join(filled)), media
@@ -722,7 +734,7 @@ def _decide(ctx: BatchContext, item: Incoming, index: _Index, people: dict[str, 
         return Outcome("created", mode, by if mode == IDENTIFIER_CONFLICT else None, message), media
     if ctx.match_is_skip:
         return Outcome("skipped", mode, by, "already in the catalog (item {item})"), media
-    filled = _fill(media, item, people, genres)
+    filled = _fill(media, item, index, people, genres)
     if ctx.source and item.source_id and media in index.same_source:
         media.copies = (media.copies or 1) + 1
         note = f"another copy of item {{item}} (now {media.copies} copies)"
