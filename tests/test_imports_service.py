@@ -4,13 +4,17 @@ staging from a file, and the `flask import` command."""
 from __future__ import annotations
 
 import json
+import logging
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 
 from collectz.extensions import db
 from collectz.models import ActivityLog, ImportRow, Media, MediaMetadata, MediaSource, SyncJob, User
@@ -33,6 +37,24 @@ def book(source_id: str, title: str, isbn: str | None = None, **more: Any) -> di
     if isbn:
         record["isbn"] = isbn
     return record
+
+
+@contextmanager
+def default_sqlite_limits() -> Iterator[None]:
+    """SQLite connections with the parameter limit of SQLite's default build (32,766; distributions raise it)."""
+    def limit(dbapi_connection: Any, _record: Any) -> None:
+        if isinstance(dbapi_connection, sqlite3.Connection):
+            dbapi_connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 32766)
+
+    db.session.commit()
+    event.listen(db.engine, "connect", limit)
+    db.engine.dispose()
+    try:
+        yield
+    finally:
+        db.session.commit()
+        event.remove(db.engine, "connect", limit)
+        db.engine.dispose()
 
 
 # --- validation -------------------------------------------------------------------------------------------------
@@ -134,6 +156,21 @@ def test_a_different_entry_of_the_same_source_is_another_copy(ctx: Flask, actors
     db.session.expire_all()
     assert db.session.get(Media, second.media_id).copies == 2
     assert len(db.session.scalars(select(MediaSource).where(MediaSource.media_id == second.media_id)).all()) == 2
+
+
+def test_a_chunk_larger_than_one_title_lookup_still_finds_its_title_matches(ctx: Flask, actors: Actors,
+                                                                            caplog: pytest.LogCaptureFixture) -> None:
+    # 11,000 distinct title keys in one chunk: more than one statement's parameters on SQLite (32,766 / 3).
+    run_records(BOB, [book("old", "Zebra Crossing", year="1999")], kind="delicious")
+    records = [{"source_id": f"n{i}", "media_type": "book", "title": f"Title {i}", "year": "2001"}
+               for i in range(11_000)]
+    records.append({"source_id": "z", "media_type": "book", "title": "Zebra crossing", "year": "1999"})
+    with default_sqlite_limits(), caplog.at_level(logging.WARNING, logger="collectz.imports"):
+        job = run_records(BOB, records, chunk_size=20_000)
+    assert (job.status, job.created, job.skipped) == ("succeeded", 11_000, 1)
+    assert "retrying row by row" not in caplog.text  # the chunk went through whole
+    last = rows(job.id)[-1]
+    assert (last.outcome, last.match_mode, last.matched_by) == ("skipped", "fallback_title_only", "title+year")
 
 
 def test_a_conflicting_strong_identifier_makes_a_new_item(ctx: Flask, actors: Actors) -> None:

@@ -460,15 +460,22 @@ def _same_titles(library_id: int, wanted: set[tuple[str, str, int | None]]) -> l
     # SQLite: CROSS JOIN keeps the keys as the outer loop (its planner, without statistics, would rather walk the
     # whole library and look each item up in the keys), and "+media.year" keeps it on the sort-title index. The
     # keys are padded to a power of two with rows that match nothing, so a few statements are prepared, not one
-    # per batch size.
-    rows = list(wanted)
-    size = 1 << max(0, len(rows) - 1).bit_length()
-    rows += [(None, None, None)] * (size - len(rows))
-    sql = (f"WITH wanted(media_type, sort_title, year) AS (VALUES {', '.join(['(?, ?, ?)'] * size)}) "  # nosec B608
-           "SELECT media.id, media.media_type, media.title, media.year FROM wanted CROSS JOIN media "
-           "ON media.library_id = ? AND media.media_type = wanted.media_type "
-           "AND media.sort_title = wanted.sort_title AND +media.year IS wanted.year ORDER BY media.id")
-    return list(db.session.connection().exec_driver_sql(sql, (*(v for row in rows for v in row), library_id)))
+    # per batch size; a larger chunk setting goes in slices (SQLite takes at most 32,766 parameters).
+    keys = list(wanted)
+    found: list[Any] = []
+    for start in range(0, len(keys), _TITLE_KEYS_MAX):
+        rows = keys[start:start + _TITLE_KEYS_MAX]
+        size = 1 << max(0, len(rows) - 1).bit_length()
+        rows += [(None, None, None)] * (size - len(rows))
+        sql = (f"WITH wanted(media_type, sort_title, year) AS (VALUES {', '.join(['(?, ?, ?)'] * size)}) "  # nosec
+               "SELECT media.id, media.media_type, media.title, media.year FROM wanted CROSS JOIN media "
+               "ON media.library_id = ? AND media.media_type = wanted.media_type "
+               "AND media.sort_title = wanted.sort_title AND +media.year IS wanted.year")
+        found += db.session.connection().exec_driver_sql(sql, (*(v for row in rows for v in row), library_id))
+    return sorted(found, key=lambda row: row[0])
+
+
+_TITLE_KEYS_MAX = 4096
 
 
 def _conflicts(item: Incoming, media: Media) -> str | None:
