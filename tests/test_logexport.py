@@ -289,13 +289,16 @@ def test_requests_stay_fast_when_the_collector_is_down(make_app: Any, collector:
     bob = Actors(app).client("bob")
     bob.get("/library/")  # warm-up: templates compiled, connections pooled
 
-    slowest = 0.0
+    took = []
     for _ in range(20):
         started = time.perf_counter()
         assert bob.get("/library/").status_code == 200
-        slowest = max(slowest, time.perf_counter() - started)
+        took.append(time.perf_counter() - started)
 
-    assert slowest < 0.5, f"a request took {slowest:.2f}s with the collector down"
+    # Waiting on the collector would slow every request (each one logs), or stall one for a connect timeout (2 s):
+    # the median and that bound, not the slowest request of a busy machine (a CI run saw 0.8 s without either).
+    took.sort()
+    assert took[len(took) // 2] < 0.25 and took[-1] < 1.9, f"requests took {took} with the collector down"
     if collector.startswith("tcp"):  # what could not be delivered is counted, not retried forever
         wait_for(lambda: all(h.dropped > 0 for h in logexport.installed()))
 
