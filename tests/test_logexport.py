@@ -318,7 +318,7 @@ def test_a_stuck_collector_fills_the_queue_and_further_lines_are_dropped_without
         stuck.close()
         handler.close(wait=0.5)
     assert handler.dropped >= 500  # the bounded queue filled up: lines were dropped, not waited for
-    assert slowest < 0.25, f"a log call waited {slowest:.2f}s for a stuck collector"
+    assert slowest < 1.0, f"a log call waited {slowest:.2f}s for a stuck collector"  # a blocked send waits 5 s
 
 
 def test_the_exporter_settings_are_parsed_once_at_start_up():

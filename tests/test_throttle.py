@@ -50,9 +50,10 @@ def timed(action: Callable[[], object]) -> float:
 
 def test_a_burst_passes_then_the_rate_holds(make_throttle: MakeThrottle) -> None:
     throttle = make_throttle(rate=20, burst=3)
-    assert timed(lambda: [throttle.acquire() for _ in range(3)]) < 0.05
+    # Without the burst, three tokens at 20/s would take 0.15 s; the upper bounds leave room for a busy machine.
+    assert timed(lambda: [throttle.acquire() for _ in range(3)]) < 0.12
     elapsed = timed(lambda: [throttle.acquire() for _ in range(3)])
-    assert 0.12 <= elapsed < 0.4  # three more tokens at 20/s take ~0.15 s
+    assert 0.12 <= elapsed < 1.0  # three more tokens at 20/s take ~0.15 s
 
 
 def test_acquire_gives_up_at_once_when_the_wait_exceeds_the_timeout(make_throttle: MakeThrottle) -> None:
