@@ -285,7 +285,6 @@ def init_app(app: Flask) -> None:
                    f"{path.name} (made {m.created_at} on {m.source_dialect}, schema revision {m.schema_revision})"
                    f"{upgraded} in {summary.seconds:.1f} s.")
 
-
     @app.cli.group("storage")
     def storage_group() -> None:
         """The file store of covers and proof photos (local disk or S3)."""
@@ -320,6 +319,7 @@ def init_app(app: Flask) -> None:
             click.echo("Everything matches.")
         else:
             sys.exit(1)
+
 
 def _run_import(kind: str, path: Path, owner: User, dry_run: bool, default_type: str) -> dict[str, Any]:
     from collectz.importers import SourceError

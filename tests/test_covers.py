@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +21,7 @@ from collectz.models import Media
 from collectz.services import covers
 from collectz.services.errors import InvalidInput
 from collectz.services.storage import storage
-from tests.conftest import Actors, CsrfClient, activity
+from tests.conftest import Actors, CsrfClient, activity, statements
 from tests.fakes import images as fake
 
 pytestmark = pytest.mark.usefixtures("job_app")  # conftest: restores the jobs app and signal handlers
@@ -297,22 +295,6 @@ def test_htmx_swaps_the_images_section_in_place(app: Flask, actors: Actors) -> N
 
 
 # --- the grid -------------------------------------------------------------------------------------------------------
-
-
-@contextmanager
-def statements(app: Flask) -> Iterator[list[str]]:
-    with app.app_context():
-        engine = db.engine
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 def test_the_grid_shows_thumbnails_without_more_queries(app: Flask, actors: Actors) -> None:

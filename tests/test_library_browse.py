@@ -8,21 +8,20 @@ from __future__ import annotations
 
 import html as htmllib
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from flask import Flask
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from collectz.extensions import db
 from collectz.models import Genre, Library, Media, MediaPerson, MediaUserState, MediaVariant, Person, User
 from collectz.services import queries
 from collectz.services.indexing import refresh_media_index
 from tests.conftest import Actors, activity
+from tests.conftest import statements as count_queries
 
 HX = {"HX-Request": "true"}
 
@@ -84,22 +83,6 @@ def total(resp: Any) -> int:
 def next_link(resp: Any) -> str | None:
     match = re.search(r'data-next="([^"]+)"', resp.get_data(as_text=True))
     return match.group(1).replace("&amp;", "&") if match else None
-
-
-@contextmanager
-def count_queries(app: Flask) -> Iterator[list[str]]:
-    with app.app_context():
-        engine = db.engine
-    statements: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 def browse_service(app: Flask, user_id: int, section: str = "all", strategy: str = "auto",

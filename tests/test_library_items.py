@@ -4,19 +4,18 @@ bad input is a 422 that writes nothing; pages and fragments; who may do what; th
 from __future__ import annotations
 
 import re
-from contextlib import contextmanager
 from datetime import date
 from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from collectz.extensions import db
 from collectz.models import Genre, Media, MediaPerson, MediaSeason, Person, User
 from collectz.services import media as media_service
 from collectz.services.people import Credit, people_by_role
-from tests.conftest import Actors, activity
+from tests.conftest import Actors, activity, statements
 
 HX = {"HX-Request": "true"}
 
@@ -74,23 +73,6 @@ def count(app: Flask, model: Any) -> int:
         n = db.session.scalar(select(func.count()).select_from(model))
         db.session.remove()
         return n
-
-
-@contextmanager
-def statements(app: Flask):
-    """Every SQL statement the app sends while the block runs."""
-    seen: list[str] = []
-    with app.app_context():
-        engine = db.engine
-
-    def record(_conn, _cursor, statement, *_args) -> None:
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 # --- every media type through the routes ----------------------------------------------------------

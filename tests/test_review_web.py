@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from collectz.extensions import db
 from collectz.models import EnrichmentReview, Media
@@ -16,6 +15,7 @@ from collectz.providers.records import Candidate
 from collectz.services import enrichment
 from collectz.services.enrichment import Scored
 from tests.conftest import Actors, activity
+from tests.conftest import statements as counted
 from tests.test_enrichment_service import add_item, app_with_tmdb, enrich, item, serving_tmdb
 
 HX = {"HX-Request": "true"}
@@ -110,22 +110,6 @@ def test_viewers_and_other_members_are_refused_every_decision(tmdb_app: Flask, a
     with tmdb_app.app_context():
         assert db.session.get(EnrichmentReview, review_id).status == "pending"
         db.session.remove()
-
-
-@contextmanager
-def counted(app: Flask) -> Iterator[list[str]]:
-    statements: list[str] = []
-    with app.app_context():
-        engine = db.engine
-
-    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
 
 
 def add_reviews(app: Flask, actors: Actors, n: int) -> None:

@@ -280,6 +280,13 @@ def _ordered_rows(conn: Connection, table: Table, names: list[str]) -> Iterator[
     yield from conn.execute(statement)
 
 
+def _table_lines(conn: Connection, table: Table) -> tuple[list[tuple[str, str]], Iterator[bytes]]:
+    """The table's columns and its rows as canonical lines, in order: what a backup stores and its hash covers."""
+    columns = _columns(table)
+    encode = _line_encoder([k for _n, k in columns])
+    return columns, (encode(row) for row in _ordered_rows(conn, table, [n for n, _k in columns]))
+
+
 @contextmanager
 def _snapshot(engine: Engine) -> Iterator[Connection]:
     """One connection that sees a single consistent state of the whole database, read only."""
@@ -304,11 +311,10 @@ def table_digests(engine: Engine | None = None) -> dict[str, TableDigest]:
     with _snapshot(engine or db.engine) as conn:
         digests = {}
         for table in data_tables(conn):
-            columns = _columns(table)
-            encode = _line_encoder([k for _n, k in columns])
+            _columns, lines = _table_lines(conn, table)
             digest, rows = hashlib.sha256(), 0
-            for row in _ordered_rows(conn, table, [n for n, _k in columns]):
-                digest.update(encode(row))
+            for line in lines:
+                digest.update(line)
                 rows += 1
             digests[table.name] = TableDigest(rows, digest.hexdigest())
         return digests
@@ -347,13 +353,11 @@ def _tarinfo(name: str, size: int) -> tarfile.TarInfo:
 
 
 def _dump_table(conn: Connection, table: Table, tar: tarfile.TarFile, workdir: Path) -> TableEntry:
-    columns = _columns(table)
-    encode = _line_encoder([k for _n, k in columns])
+    columns, lines = _table_lines(conn, table)
     digest, rows = hashlib.sha256(), 0
     with tempfile.TemporaryFile(dir=workdir) as spool:
         with gzip.GzipFile(fileobj=spool, mode="wb", compresslevel=GZIP_LEVEL, mtime=0) as out:
-            for row in _ordered_rows(conn, table, [n for n, _k in columns]):
-                line = encode(row)
+            for line in lines:
                 digest.update(line)
                 out.write(line)
                 rows += 1
@@ -608,11 +612,10 @@ class Archive:
                                   f"checksum ({rows} rows read, {entry.rows} expected)")
         for obj in self.manifest.objects:
             digest = hashlib.sha256()
-            member = self.members.get(obj.file)
-            with self.open(obj.file) as data:
+            with self.open(obj.file) as data:  # refuses a missing member
                 while chunk := data.read(CHUNK):
                     digest.update(chunk)
-            if member is None or member.size != obj.size or digest.hexdigest() != obj.sha256:
+            if self.members[obj.file].size != obj.size or digest.hexdigest() != obj.sha256:
                 raise BackupError(f"{self.name} is damaged: stored file {obj.key} does not match its checksum")
 
 

@@ -458,7 +458,7 @@ def process_chunk(job_id: int, chunk: int) -> int | None:
                         extra={"fields": {"job_id": job_id, "chunk": chunk, "error": repr(exc)[:300]}})
             outcomes = _write_rows_one_by_one(job, library_id, rows)
         _record(job, rows, outcomes)
-    next_chunk = _next_chunk(job, after=chunk)
+    next_chunk = _next_chunk(job)
     if next_chunk is None:
         _finish(job, "succeeded")
     db.session.commit()
@@ -514,21 +514,12 @@ def finished_ok(job_id: int) -> bool:
     return db.session.scalar(select(SyncJob.status).where(SyncJob.id == job_id)) == "succeeded"
 
 
-def _next_chunk(job: SyncJob, after: int | None = None) -> int | None:
-    """The chunk of the first pending row; after a chunk, the first pending row past it is looked for first (on
-    PostgreSQL the rows already done leave dead "pending" index entries behind until a vacuum, which a search
-    from the start would walk every time), then any pending row (a retried one earlier in the file)."""
-    size = job.options.get("chunk_size") or chunk_size()
-    pending = (ImportRow.job_id == job.id, ImportRow.outcome == "pending")
-    first = None
-    if after is not None:
-        first = db.session.scalar(select(func.min(ImportRow.row_number)).where(
-            *pending, ImportRow.row_number > (after + 1) * size))
-    if first is None:
-        first = db.session.scalar(select(func.min(ImportRow.row_number)).where(*pending))
+def _next_chunk(job: SyncJob) -> int | None:
+    first = db.session.scalar(select(func.min(ImportRow.row_number)).where(
+        ImportRow.job_id == job.id, ImportRow.outcome == "pending"))
     if first is None:
         return None
-    return (first - 1) // size
+    return (first - 1) // (job.options.get("chunk_size") or chunk_size())
 
 
 def _cancel_pending(job: SyncJob) -> None:

@@ -10,7 +10,6 @@ is locked out of the pages (an admin made them choose a new password).
 from __future__ import annotations
 
 import re
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -19,7 +18,7 @@ from sqlalchemy import func, or_, select
 from collectz.extensions import db
 from collectz.models import ApiToken, User
 from collectz.models.base import utcnow
-from collectz.security.tokens import hash_token
+from collectz.security.tokens import hash_token, new_token
 from collectz.services import audit
 from collectz.services.errors import Conflict, Forbidden, InvalidInput, NotFound
 
@@ -67,7 +66,7 @@ class TokenRejected(Exception):
 
 def new_raw_token() -> str:
     """A recognisable, high-entropy token: "czp_" and 256 random bits."""
-    return PREFIX + secrets.token_urlsafe(32)
+    return PREFIX + new_token(32)
 
 
 def allowed_scopes(role: str) -> tuple[str, ...]:

@@ -14,7 +14,7 @@ from collectz.extensions import db, login_manager
 from collectz.services import audit
 from collectz.services.errors import DomainError, Forbidden
 from collectz.services.storage import ObjectMissing, StorageError
-from collectz.web import htmx, limits, metrics
+from collectz.web import htmx, limits, metrics, requestlog
 
 log = logging.getLogger("collectz.errors")
 
@@ -97,9 +97,8 @@ def init_app(app: Flask) -> None:
         except Exception:
             pass
         g._login_user = login_manager.anonymous_user()  # the error page must not ask the database who this is
-        cause = exc.orig if exc.orig is not None else exc
-        first_line = (str(cause).strip().splitlines() or [""])[0][:200]
-        log.warning("database unavailable", extra={"fields": {"path": request.path, "error": type(cause).__name__,
+        error, first_line = requestlog.db_error_summary(exc, 200)
+        log.warning("database unavailable", extra={"fields": {"path": request.path, "error": error,
                                                               "detail": first_line}})
         return error_response(503, "The database is not reachable right now. Try again in a moment.",
                               headers={"Retry-After": "5"})

@@ -29,10 +29,14 @@ FEATURE_OFF_STATUS = 404
 
 
 def feature_off_response(key: str) -> Response:
-    """The "this feature is turned off" page (or its fragment for htmx)."""
+    """The "this feature is turned off" page (or its fragment for htmx; the API's JSON error under /api/)."""
     spec = flags.REGISTRY[key]
     message = (f"{spec.label} is turned off on this server. An admin can turn it on under Admin → Flags"
                f" (or with {flags.env_name(key)} in the server environment).")
+    from collectz.blueprints.api import errors as api  # the API package's routes use this module
+
+    if api.is_api_request():
+        return api.error_response(FEATURE_OFF_STATUS, message, code="feature_off", headers={"X-Feature-Off": key})
     resp = htmx.render("errors/error.html", block="error", status=FEATURE_OFF_STATUS, code=FEATURE_OFF_STATUS,
                        title="This feature is turned off", message=message)
     resp.headers["X-Feature-Off"] = key

@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from collectz.config import LOG_LEVELS, ConfigError, Settings
-from collectz.web.requestlog import exception_text
+from collectz.web.requestlog import exception_text, log_context
 
 EXPORTERS = ("gelf", "syslog")
 QUEUE_SIZE = 10_000
@@ -80,8 +80,6 @@ def _target(exporter: str, setting: str, raw: str) -> Target:
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
-    from collectz.web.requestlog import log_context
-
     fields = dict(log_context())
     fields.update(getattr(record, "fields", None) or {})
     return fields
@@ -212,9 +210,7 @@ class ExportHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             self.queue.put_nowait(self.encode(record))
-        except queue.Full:
-            self._drop()
-        except Exception:  # a log line that cannot be encoded is lost, never an error in the caller
+        except Exception:  # a full queue, or a line that cannot be encoded: lost, never an error in the caller
             self._drop()
 
     def _drop(self) -> None:

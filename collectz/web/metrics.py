@@ -20,6 +20,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.registry import Collector
 
+from collectz.web.limits import AUTH
+
 log = logging.getLogger("collectz.metrics")
 
 # Page and fragment loads take milliseconds; imports' uploads and exports seconds.
@@ -35,8 +37,6 @@ RATE_LIMITED = Counter("collectz_rate_limited", "Requests refused by a rate limi
 LOG_EXPORT_DROPPED = Counter("collectz_log_export_dropped", "Log lines the log export could not deliver.",
                              ["exporter"])
 
-# Endpoints where a refusal is an authentication failure (a wrong password, a bad or used reset link).
-_AUTH_ENDPOINTS = frozenset({"auth.login", "auth.register", "auth.reset", "auth.password"})
 _UNMATCHED = "unmatched"  # a 404 for a URL no route knows: one label, not one per probed path
 
 
@@ -63,7 +63,8 @@ def observe(status: int) -> None:
     method = request.method if request.method in ("GET", "POST", "HEAD", "PUT", "PATCH", "DELETE") else "other"
     REQUEST_SECONDS.labels(endpoint, method).observe(time.perf_counter() - started)
     REQUESTS.labels(endpoint, method, str(status)).inc()
-    if endpoint in _AUTH_ENDPOINTS and status >= 400 and (method == "POST" or endpoint == "auth.reset"):
+    # A refusal at a credential endpoint (the rate limits' AUTH set) is an authentication failure.
+    if endpoint in AUTH and status >= 400 and (method == "POST" or endpoint == "auth.reset"):
         reason = {429: "rate_limited", 403: "csrf"}.get(status, "refused")
         AUTH_FAILURES.labels(endpoint, reason).inc()
 

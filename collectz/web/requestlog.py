@@ -41,10 +41,15 @@ def exception_text(exc_info: Any) -> tuple[str, str]:
 
     exc = exc_info[1] if isinstance(exc_info, tuple) else None
     if isinstance(exc, (OperationalError, InterfaceError)):
-        cause = exc.orig if exc.orig is not None else exc
-        first = (str(cause).strip().splitlines() or [""])[0][:300]
-        return "db_error", f"{type(cause).__name__}: {first}"
+        name, first = db_error_summary(exc, 300)
+        return "db_error", f"{name}: {first}"
     return "exc", logging.Formatter().formatException(exc_info)
+
+
+def db_error_summary(exc: Any, limit: int) -> tuple[str, str]:
+    """A database error as (the driver's exception name, the first `limit` characters of its first line)."""
+    cause = exc.orig if getattr(exc, "orig", None) is not None else exc
+    return type(cause).__name__, (str(cause).strip().splitlines() or [""])[0][:limit]
 
 
 def configure_logging(level: str) -> None:

@@ -23,6 +23,7 @@ from tools.gates.common import (
     entries,
     fail,
     load_toml,
+    missing_keys,
     parser,
     passed,
     run,
@@ -51,8 +52,7 @@ def load(config: Path) -> Policy:
                 if (p := check_expiry(item, f"accepted {item['id']} in {item['package']}", config))]
     waiver = data.get("unreachable")
     if waiver is not None:
-        missing = [key for key in ("owner", "expires", "reason") if not str(waiver.get(key, "")).strip()]
-        if missing:
+        if missing := missing_keys(waiver, ("owner", "expires", "reason")):
             problems.append(f"{config}: [unreachable] lacks {', '.join(missing)}")
         elif p := check_expiry(waiver, "the [unreachable] waiver", config):
             problems.append(p)

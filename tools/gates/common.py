@@ -65,10 +65,14 @@ def entries(data: dict[str, Any], table: str, required: Sequence[str], source: P
     if not isinstance(items, list):
         raise GateError(f"{source}: [[{table}]] must be an array of tables")
     for index, item in enumerate(items, 1):
-        missing = [key for key in required if not str(item.get(key, "")).strip()]
-        if missing:
+        if missing := missing_keys(item, required):
             raise GateError(f"{source}: [[{table}]] entry {index} lacks {', '.join(missing)}")
     return items
+
+
+def missing_keys(item: dict[str, Any], required: Sequence[str]) -> list[str]:
+    """The required keys an entry lacks or leaves empty."""
+    return [key for key in required if not str(item.get(key, "")).strip()]
 
 
 def check_expiry(item: dict[str, Any], what: str, source: Path) -> str | None:

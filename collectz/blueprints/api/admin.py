@@ -25,8 +25,7 @@ _PER_PAGE = 25
 
 def _admin() -> User:
     """The acting admin (Forbidden, and audited, for anyone else), as the Admin area's own hook does."""
-    user = auth.caller().user
-    assert user is not None
+    user = auth.actor()
     require_admin(user, "use the admin API")
     return user
 

@@ -96,6 +96,13 @@ def caller() -> Caller:
     return getattr(g, "api_caller", None) or Caller(None, None, ())
 
 
+def actor() -> User:
+    """The acting user of an operation whose guard (`require`) let only a caller with credentials through."""
+    user = caller().user
+    assert user is not None
+    return user
+
+
 def require(scope: str) -> User | None:
     """The acting user for an operation needing `scope`: 401 without credentials, 403 without the scope."""
     if scope == PUBLIC:

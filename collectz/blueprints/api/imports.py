@@ -13,18 +13,18 @@ from flask import Response, jsonify, request
 from werkzeug.datastructures import FileStorage
 
 from collectz.blueprints.api import auth, outputs
-from collectz.blueprints.api.errors import error_response
 from collectz.blueprints.api.inputs import MISSING, Reader, given
 from collectz.blueprints.api.schemas import LIMIT, PAGE, ref
 from collectz.blueprints.api.spec import MULTIPART, Param, operation, read_query
 from collectz.importers import SourceError, csv_generic, delicious
 from collectz.jobs import imports as import_jobs
-from collectz.models import SyncJob, User
+from collectz.models import SyncJob
 from collectz.models.media_types import MEDIA_TYPES
 from collectz.security.permissions import require_writer
 from collectz.services import flags
 from collectz.services import imports as service
 from collectz.services.errors import InvalidInput
+from collectz.web.features import feature_off_response
 
 SCOPE = "import:run"
 _PER_PAGE = 20
@@ -33,25 +33,10 @@ _FLAGS = {"csv": ("imports", "import_csv"), "delicious": ("imports", "import_del
           "plex": ("imports", "import_plex")}
 
 
-def _actor() -> User:
-    user = auth.caller().user
-    assert user is not None
-    return user
-
-
-def _feature_off(key: str) -> Response:
-    """A turned-off feature is a 404 to everyone, as on the pages (not a refusal)."""
-    spec = flags.REGISTRY[key]
-    resp = error_response(404, f"{spec.label} is turned off on this server. An admin can turn it on under "
-                               "Admin → Flags.", code="feature_off")
-    resp.headers["X-Feature-Off"] = key
-    return resp
-
-
 def _off(*keys: str) -> Response | None:
     for key in keys:
         if not flags.is_enabled(key):
-            return _feature_off(key)
+            return feature_off_response(key)  # a 404 to everyone, as on the pages
     return None
 
 
@@ -111,7 +96,7 @@ def import_csv() -> Response:
     off = _off(*_FLAGS["csv"])
     if off:
         return off
-    actor = _actor()
+    actor = auth.actor()
     require_writer(actor, "import items")  # the role before the upload, as the Import page does
     mapping, default_type = _csv_options()
     sent = _file()
@@ -133,7 +118,7 @@ def import_delicious() -> Response:
     off = _off(*_FLAGS["delicious"])
     if off:
         return off
-    actor = _actor()
+    actor = auth.actor()
     require_writer(actor, "import items")
     sent = _file()
     upload = service.save_upload(actor, "delicious", sent.filename or "upload", sent.stream)
@@ -150,7 +135,7 @@ def import_plex() -> Response:
     off = _off(*_FLAGS["plex"])
     if off:
         return off
-    return _started(*service.start_plex(_actor()))
+    return _started(*service.start_plex(auth.actor()))
 
 
 _PAGING = (Param("page", PAGE, "Page number (default 1)."),
@@ -167,7 +152,7 @@ def import_list() -> Response:
     if off:
         return off
     query = read_query(_PAGING)
-    jobs = service.list_jobs(_actor(), query.get("page", 1), query.get("limit", _PER_PAGE))
+    jobs = service.list_jobs(auth.actor(), query.get("page", 1), query.get("limit", _PER_PAGE))
     return jsonify(outputs.numbered(jobs, [outputs.job(j) for j in jobs.items]))
 
 
@@ -179,7 +164,7 @@ def import_get(job_id: int) -> Response:
     off = _off("imports")
     if off:
         return off
-    return jsonify(outputs.job(service.get_job(_actor(), job_id)))
+    return jsonify(outputs.job(service.get_job(auth.actor(), job_id)))
 
 
 @operation("GET", "/imports/{job_id}/rows", summary="An import's rows and their outcomes", scope=SCOPE,
@@ -191,6 +176,6 @@ def import_rows(job_id: int) -> Response:
     if off:
         return off
     query = read_query(_ROW_QUERY)
-    rows = service.job_rows(_actor(), job_id, query.get("outcome"), query.get("match_mode") or None,
+    rows = service.job_rows(auth.actor(), job_id, query.get("outcome"), query.get("match_mode") or None,
                             query.get("page", 1), query.get("limit", _PER_PAGE))
     return jsonify(outputs.numbered(rows, [outputs.import_row(row) for row in rows.items]))

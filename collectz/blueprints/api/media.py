@@ -20,7 +20,7 @@ from collectz.blueprints.api.schemas import (
     ref,
 )
 from collectz.blueprints.api.spec import Param, operation, read_query
-from collectz.models import Media, User
+from collectz.models import Media
 from collectz.models.media_types import MEDIA_TYPES, SIGNED_ROLES
 from collectz.security.permissions import require_writer
 from collectz.services import bulk, queries, user_state
@@ -62,12 +62,6 @@ LIST_QUERY = (
 )
 
 
-def _actor() -> User:
-    user = auth.caller().user
-    assert user is not None  # the operation's guard let only a caller with credentials through
-    return user
-
-
 def _browse_args() -> dict[str, str]:
     """The query, type-checked, as the library page's arguments (limit → per_page, cursor → after)."""
     names = {"limit": "per_page", "cursor": "after"}
@@ -85,12 +79,12 @@ def media_list() -> Response:
     if params.after and queries.decode_cursor(params) is None:
         message = "This cursor does not belong to this sort: start again without it."
         raise InvalidInput(message, fields={"cursor": message})
-    actor = _actor()
+    actor = auth.actor()
     return jsonify(outputs.media_page(actor, queries.browse(actor, params)))
 
 
 def _detail(media_id: int) -> dict[str, Any]:
-    return outputs.media(media_service.get_detail(_actor(), media_id))
+    return outputs.media(media_service.get_detail(auth.actor(), media_id))
 
 
 @operation("GET", "/media/{media_id}", summary="One item", scope=READ, tag="media",
@@ -181,7 +175,7 @@ def _current(media: Media) -> MediaInput:
                        "UPC-A → EAN-13) and every bad field is named in one 422.",
            responses={201: ("The new item (its address is in Location).", ref("Media"))})
 def media_create() -> Response:
-    actor = _actor()
+    actor = auth.actor()
     require_writer(actor, "add items")  # the role before the body, as the page's form does
     values = _read_media(json_body())
     created = media_service.create_media(actor, _as_input(values))
@@ -197,7 +191,7 @@ def media_create() -> Response:
                        "Changing `media_type` without `type_details` drops the old type's details.",
            responses={200: ("The changed item.", ref("Media"))})
 def media_update(media_id: int) -> Response:
-    actor = _actor()
+    actor = auth.actor()
     current = media_service.get_media_for_edit(actor, media_id)
     values = _read_media(json_body())
     base = _current(current)
@@ -211,7 +205,7 @@ def media_update(media_id: int) -> Response:
            description="A member may delete the items they added; an admin any item.",
            responses={204: ("Deleted.", None)})
 def media_delete(media_id: int) -> Response:
-    media_service.delete_media(_actor(), media_id)
+    media_service.delete_media(auth.actor(), media_id)
     return Response(status=204)
 
 
@@ -221,7 +215,7 @@ def media_delete(media_id: int) -> Response:
                        "counted, not an error.",
            responses={200: ("What was deleted and skipped.", ref("BulkResult"))})
 def media_bulk_delete() -> Response:
-    actor = _actor()
+    actor = auth.actor()
     require_writer(actor, "delete items")
     r = Reader(json_body(), json=True, known=("ids",))
     ids = r.ids("ids")
@@ -234,7 +228,7 @@ def media_bulk_delete() -> Response:
 @operation("GET", "/media/{media_id}/state", summary="Your rating and status of an item", scope=READ,
            tag="media", responses={200: ("Your own rating, status and watchlist flag (empty if none).", ref("State"))})
 def media_state_get(media_id: int) -> Response:
-    actor = _actor()
+    actor = auth.actor()
     media_service.get_media(actor, media_id)
     return jsonify(outputs.state(user_state.get_state(actor, media_id)))
 
@@ -245,7 +239,7 @@ def media_state_get(media_id: int) -> Response:
                        "none.",
            responses={200: ("Your state now.", ref("State"))})
 def media_state_put(media_id: int) -> Response:
-    actor = _actor()
+    actor = auth.actor()
     user_state.media_for_state(actor, media_id)
     r = Reader(json_body(), json=True, known=("rating", "status", "watchlist"))
     rating, status = r.integer("rating", maximum=user_state.RATING_MAX), r.choice(

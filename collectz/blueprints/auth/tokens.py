@@ -15,8 +15,8 @@ from wtforms import SelectField, SelectMultipleField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length
 
-from collectz.blueprints.auth.views import ACCOUNT_TABS, bp
-from collectz.models import User
+from collectz.blueprints.auth.forms import ProfileForm
+from collectz.blueprints.auth.views import ACCOUNT_TABS, _me, bp
 from collectz.models.base import utcnow
 from collectz.services import tokens
 from collectz.services.errors import Conflict, InvalidInput
@@ -38,10 +38,6 @@ class TokenForm(FlaskForm):
         super().__init__(*args, prefix="token", **kwargs)
 
 
-def _me() -> User:
-    return current_user._get_current_object()
-
-
 def section_context(form: TokenForm | None = None, **extra: Any) -> dict[str, Any]:
     """What the API tokens section shows: the form, your tokens, the scopes your role can use."""
     me = _me()
@@ -51,8 +47,6 @@ def section_context(form: TokenForm | None = None, **extra: Any) -> dict[str, An
 
 
 def _render(status: int = 200, **context: Any) -> Response:
-    from collectz.blueprints.auth.forms import ProfileForm
-
     return htmx.render("auth/profile.html", block="api_tokens", status=status, form=ProfileForm(obj=current_user),
                        account_tabs=ACCOUNT_TABS, **section_context(**context))
 

@@ -28,6 +28,9 @@ UPLOAD = "library.media_image_upload"
 CACHE_FOREVER = "private, max-age=31536000, immutable"
 CACHE_CHECK = "private, no-cache"
 
+# Templates name an image's `?v=` with the same rule the image route checks it with.
+bp.add_app_template_global(covers.version_of, "image_version")
+
 
 def _actor() -> User:
     return current_user._get_current_object()
