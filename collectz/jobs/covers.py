@@ -61,7 +61,10 @@ def start_downloads() -> bool:
         return False
     if _enqueue(download_covers):
         return True
-    queue.connection().delete(CHAIN_KEY)
+    try:  # free the marker, so the next import or the sweeper starts the chain (it expires anyway)
+        queue.connection().delete(CHAIN_KEY)
+    except Exception as exc:
+        log.warning("could not clear the cover download marker", extra={"fields": {"error": repr(exc)}})
     return False
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, current_app, flash, make_response, request, url_for
+from flask import Response, flash, make_response, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import HiddenField
@@ -20,6 +20,7 @@ from collectz.models import User
 from collectz.services import resets
 from collectz.web import htmx
 from collectz.web.forms import safe_next
+from collectz.web.links import reset_url
 
 TEMPLATE = "admin/member_credentials.html"
 
@@ -62,13 +63,6 @@ def _done(form: CredentialsForm, member: User, message: str) -> Response:
     return htmx.redirect(_back(form, member))
 
 
-def _reset_url(token: str) -> str:
-    public = current_app.config["COLLECTZ"].PUBLIC_URL.rstrip("/")
-    if public:
-        return public + url_for("auth.reset", token=token)
-    return url_for("auth.reset", token=token, _external=True)
-
-
 @bp.route("/members/<int:member_id>/credentials")
 def member_credentials(member_id: int) -> Response:
     member = resets.get_member(_actor(), member_id)
@@ -82,7 +76,7 @@ def member_reset_create(member_id: int) -> Response:
     reset, token = resets.create_link(_actor(), member)
     # Shown in this answer only: a full page without htmx (a redirect would have to carry the token).
     return htmx.render(TEMPLATE, block="panel", member=member, credentials_back=_back(form, member),
-                       reset=reset, reset_url=_reset_url(token))
+                       reset=reset, reset_url=reset_url(token))
 
 
 @bp.route("/members/<int:member_id>/reset-links/<int:reset_id>/delivered", methods=["POST"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, current_app, flash, request, url_for
+from flask import Response, flash, request, url_for
 from flask_login import current_user
 
 from collectz.blueprints.admin import bp
@@ -13,6 +13,7 @@ from collectz.services import invites
 from collectz.services.errors import InvalidInput
 from collectz.web import htmx
 from collectz.web.forms import apply_errors
+from collectz.web.links import invite_url
 
 TEMPLATE = "admin/invitations.html"
 
@@ -28,14 +29,6 @@ def _render(form: InviteForm, status: int = 200, **extra: Any) -> Response:
     page = invites.list_invites(actor, show_all=show_all, page=request.args.get("page", 1, type=int))
     return htmx.render(TEMPLATE, block="tab", status=status, form=form, page=page, show_all=show_all,
                        hidden=0 if show_all else invites.count_hidden(actor), list_args=_list_args(), **extra)
-
-
-def _invite_url(token: str) -> str:
-    """PUBLIC_URL (the address members use, behind a proxy) + the register path; else this request's host."""
-    public = current_app.config["COLLECTZ"].PUBLIC_URL.rstrip("/")
-    if public:
-        return public + url_for("auth.register", invite=token)
-    return url_for("auth.register", invite=token, _external=True)
 
 
 @bp.route("/invitations")
@@ -55,7 +48,7 @@ def invitation_create() -> Response:
         else:
             # The raw token exists only in this response: no redirect (it would have to travel in a URL or
             # the session), and no caching anywhere.
-            link = _invite_url(token)
+            link = invite_url(token)
             resp = _render(InviteForm(formdata=None), status=201, invite_link=link, new_invite=invite)
             resp.headers["Cache-Control"] = "no-store"
             return resp

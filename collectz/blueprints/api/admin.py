@@ -8,7 +8,6 @@ from __future__ import annotations
 from email_validator import EmailNotValidError, validate_email
 from flask import Response, jsonify, request
 
-from collectz.blueprints.admin.invitations import _invite_url
 from collectz.blueprints.api import auth, outputs
 from collectz.blueprints.api.inputs import Reader, given, json_body
 from collectz.blueprints.api.schemas import ACTIVITY_STATUSES, LIMIT, PAGE, ref
@@ -18,6 +17,7 @@ from collectz.models.user import ROLES
 from collectz.security.permissions import require_admin
 from collectz.services import activity, flags, invites, members
 from collectz.services.errors import InvalidInput
+from collectz.web.links import invite_url
 
 SCOPE = "admin"
 _PER_PAGE = 25
@@ -99,7 +99,7 @@ def admin_invitation_create() -> Response:
     except EmailNotValidError:
         raise InvalidInput("Enter a valid email address.", fields={"email": "Enter a valid email address."}) from None
     invite, raw = invites.create_invite(actor, email, given(role, "user"))
-    resp = jsonify(invitation=outputs.invitation(outputs.invite_row(invite, "open", actor)), link=_invite_url(raw))
+    resp = jsonify(invitation=outputs.invitation(outputs.invite_row(invite, "open", actor)), link=invite_url(raw))
     resp.status_code = 201
     return resp
 
