@@ -17,6 +17,10 @@ own, BENCH_PG_IMPORTS_DATABASE default `collectz_bench_imports`, created and dro
   and its EAN for books, EAN/UPC/ASIN otherwise), so every entry is a new item (nothing dedupes across copies).
   The generated file lives in the work directory only (third-party data: never copied into the project).
 
+CPU: `cpu_seconds` is the importing process's CPU time while it imports (on SQLite the database's work is in it);
+`db_server_cpu_seconds` the PostgreSQL server's over the child's life (bench/cpu.py). On a machine of N cores, a
+case cannot run faster than (cpu_seconds + db_server_cpu_seconds) / N, whatever the code does with its cores.
+
 Writes bench/results/import-csv-<db>.json and import-delicious-<db>.json (format: ../shared/BENCH.md) and
 prints a table. Targets are reported beside the numbers; a benchmark never fails on them.
 """
@@ -43,7 +47,7 @@ from typing import Any
 from sqlalchemy import create_engine, text
 from stdnum import ean, isbn
 
-from bench import child
+from bench import child, cpu
 from bench.library import build_app, databases, git_sha, postgres_url, sqlite_url
 from bench.seed import FORMATS, GENRES, LOCATIONS, NIGHT_SHARE, NOTES, _title, _type_sequence, _year
 
@@ -198,6 +202,7 @@ def import_file(app: Any, kind: str, path: Path, owner_email: str = OWNER) -> di
     with app.app_context():
         owner = db.session.scalar(select(User).where(User.email == owner_email))
         started = time.perf_counter()
+        cpu_started = cpu.self_seconds()
         options: dict[str, Any] = {"default_type": "other"}
         if kind == "csv":
             from collectz.importers import csv_generic
@@ -207,11 +212,13 @@ def import_file(app: Any, kind: str, path: Path, owner_email: str = OWNER) -> di
         job, _new = imports.start_import(owner, upload, options)
         job = imports.run_inline(job.id)
         seconds = time.perf_counter() - started
+        cpu_seconds = cpu.self_seconds() - cpu_started
         result = imports.summary(job).as_dict()
         result["chunk_size"] = job.options.get("chunk_size")
         db.session.remove()
         db.engine.dispose()
     result["seconds"] = round(seconds, 3)
+    result["cpu_seconds"] = round(cpu_seconds, 2)  # the importing process (SQLite's own work included)
     return result
 
 
@@ -258,13 +265,29 @@ def _reset_peak() -> bool:
 
 
 def run_child(kind: str, path: Path, database_url: str, instance: Path) -> dict[str, Any]:
-    """Run one import in a child process; its result plus its peak RSS over its whole life."""
+    """Run one import in a child process; its result plus its peak RSS over its whole life, and the CPU time the
+    database server spent meanwhile (PostgreSQL on this machine; the child's start-up included)."""
+    meter = cpu.Meter(db_server=_server_pid(database_url)).start()
     result = child.run("bench.imports", [kind, str(path), database_url, "--instance", str(instance)], _RESULT,
                        f"import child ({kind} {path.name})")
+    time.sleep(0.5)  # the child's database backends exit after it: let the server reap them (their CPU counts)
+    result["db_server_cpu_seconds"] = meter.stop()["db_server"]
     # The worker's peak over its whole life: start-up (app, imports) or the import, whichever is higher.
     result.setdefault("import_peak_rss_mib", result["startup_peak_rss_mib"])  # no clear_refs: whole-life peak
     result["peak_rss_mib"] = max(result["startup_peak_rss_mib"], result["import_peak_rss_mib"])
     return result
+
+
+def _server_pid(database_url: str) -> int | None:
+    from collectz.config import normalise_database_url
+
+    if not database_url.startswith("postgresql"):
+        return None
+    engine = create_engine(normalise_database_url(database_url))
+    try:
+        return cpu.postgres_pid(engine)
+    finally:
+        engine.dispose()
 
 
 # --- databases and cases ---------------------------------------------------------------------------------------
@@ -295,7 +318,8 @@ def _case(name: str, result: dict[str, Any], **extra: Any) -> dict[str, Any]:
            "startup_peak_rss_mib": result["startup_peak_rss_mib"],
            "process_seconds": result["process_seconds"], "status": result["status"],
            "created": result["created"], "updated": result["updated"], "skipped": result["skipped"],
-           "failed": result["failed"], "chunk_size": result.get("chunk_size")}
+           "failed": result["failed"], "chunk_size": result.get("chunk_size"),
+           "cpu_seconds": result.get("cpu_seconds"), "db_server_cpu_seconds": result.get("db_server_cpu_seconds")}
     if result.get("error"):
         row["error"] = result["error"]
     row.update(extra)
@@ -360,7 +384,7 @@ def report(benchmark: str, db_name: str, items: int, cases: list[dict[str, Any]]
 def print_table(title: str, rows: list[dict[str, Any]]) -> None:
     print(f"\n{title} (service seconds in a child process; peak RSS of that process)")
     print(f"{'case':22s} {'rows':>8s} {'seconds':>8s} {'rows/s':>8s} {'created':>8s} {'skipped':>8s} "
-          f"{'failed':>6s} {'peak MiB':>8s} {'import':>7s}  target")
+          f"{'failed':>6s} {'peak MiB':>8s} {'import':>7s} {'cpu s':>6s} {'db cpu':>6s}  target")
     for row in rows:
         if "target_rows_per_s" in row:
             target = f">= {row['target_rows_per_s']} rows/s"
@@ -372,9 +396,14 @@ def print_table(title: str, rows: list[dict[str, Any]]) -> None:
             target = f"< {row['target_seconds']} s"
         verdict = "ok" if row.get("meets_target") else "MISSED"
         print(f"{row['name']:22s} {row['rows']:8d} {row['seconds']:8.2f} {row['rows_per_s']:8d} {row['created']:8d} "
-              f"{row['skipped']:8d} {row['failed']:6d} {row['peak_rss_mib']:8.1f} {row['import_peak_rss_mib']:7.1f}  "
-              f"{target} {verdict}")
-    print("peak MiB: the process's peak RSS (start-up included); import: its peak while importing")
+              f"{row['skipped']:8d} {row['failed']:6d} {row['peak_rss_mib']:8.1f} {row['import_peak_rss_mib']:7.1f} "
+              f"{_seconds(row.get('cpu_seconds'))} {_seconds(row.get('db_server_cpu_seconds'))}  {target} {verdict}")
+    print("peak MiB: the process's peak RSS (start-up included); import: its peak while importing; cpu s: that "
+          "process's CPU seconds while importing; db cpu: the PostgreSQL server's, meanwhile")
+
+
+def _seconds(value: float | None) -> str:
+    return f"{value:6.1f}" if value is not None else f"{'-':>6s}"
 
 
 def run_db(db_name: str, fresh: Callable[[str], str], work: Path, csv_path: Path, rows: int,

@@ -10,6 +10,9 @@ one member, so the app's rate limits (which would rightly refuse one member at t
 Memory: after a warm-up of the same mix, the resident memory of the gunicorn workers is read (from /proc), and
 again at the end; `worker_rss_growth` is the relative growth of their sum (the issue's limit: 10 %).
 
+CPU: over the measured run, the CPU seconds of gunicorn (master and workers), the PostgreSQL server and this load
+generator, per request, and the cores the target's rate would take at that cost (bench/cpu.py).
+
 Writes bench/results/load-<db>.json (format: ../shared/BENCH.md; `--out DIR` elsewhere) and prints a line per
 class. Defaults are the full size (100,000 items, 300 s); `make test` runs a reduced size
 (tests/test_bench_load_smoke.py). Targets are reported, never enforced here.
@@ -36,6 +39,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from bench import cpu
 from bench.library import (
     OWNER_EMAIL,
     add_bench_users,
@@ -255,7 +259,9 @@ def run_db(db_name: str, database_url: str, args: argparse.Namespace, work: Path
         before = worker_rss_kib(server.pid)
         tally = Tally()
         print(f"[{db_name}] {args.connections} connections for {args.seconds:g} s …", flush=True)
+        meter = cpu.Meter(app=server.pid, db_server=_server_pid(app)).start()
         elapsed = drive(port, plan, args.connections, args.seconds, tally)
+        used = meter.stop()
         after = worker_rss_kib(server.pid)
     finally:
         stop_server(server)
@@ -269,6 +275,7 @@ def run_db(db_name: str, database_url: str, args: argparse.Namespace, work: Path
     row["worker_rss_mib_after"] = round(sum(after[p] for p in same) / 1024, 1)
     row["worker_rss_growth"] = round(sum(after[p] for p in same) / base - 1, 3) if base else None
     row["workers_restarted"] = len(set(before) ^ set(after))
+    row.update(cpu_budget(used, row["requests"], elapsed))
     row["target_req_per_s"] = TARGETS["req_per_s"]
     row["meets_target"] = (row["req_per_s"] >= TARGETS["req_per_s"] and row["errors"] == 0
                            and row["worker_rss_growth"] is not None
@@ -283,6 +290,9 @@ def run_db(db_name: str, database_url: str, args: argparse.Namespace, work: Path
     print(f"[{db_name}] {row['req_per_s']} req/s, {row['requests']} requests, errors {row['errors']}, "
           f"p95 {row['p95_ms']} ms, worker RSS {row['worker_rss_mib_before']} → {row['worker_rss_mib_after']} MiB "
           f"(growth {row['worker_rss_growth']})", flush=True)
+    print(f"[{db_name}] CPU seconds {row['cpu_seconds']}: {row['cpu_cores_busy']} cores busy, "
+          f"{row['cpu_ms_per_request']} ms per request; {TARGETS['req_per_s']:g} req/s would take "
+          f"{row['cores_for_target']} cores", flush=True)
     for kind, stats in row["by_class"].items():
         print(f"    {kind:7s} n {stats['n']:6d}  p50 {stats['p50_ms']}  p95 {stats['p95_ms']}  "
               f"errors {stats['errors']}")
@@ -291,6 +301,27 @@ def run_db(db_name: str, database_url: str, args: argparse.Namespace, work: Path
         out.mkdir(parents=True, exist_ok=True)
         (out / f"load-{db_name}.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
+
+
+def _server_pid(app: Any) -> int | None:
+    from collectz.extensions import db
+
+    with app.app_context():
+        return cpu.postgres_pid(db.engine)
+
+
+def cpu_budget(used: dict[str, float | None], requests: int, elapsed: float) -> dict[str, Any]:
+    """Where the run's CPU went (seconds: gunicorn, the database server, this load generator), per request, and
+    how many cores the target's rate would take at that cost."""
+    known = [v for v in (used.get("app"), used.get("db_server"), used.get("self")) if v is not None]
+    per_request = sum(known) / requests if requests else None
+    return {
+        "cpu_seconds": {"gunicorn": used.get("app"), "db_server": used.get("db_server"),
+                        "load_generator": used.get("self")},
+        "cpu_cores_busy": round(sum(known) / elapsed, 2) if elapsed else None,
+        "cpu_ms_per_request": round(per_request * 1000, 2) if per_request is not None else None,
+        "cores_for_target": round(per_request * TARGETS["req_per_s"], 1) if per_request is not None else None,
+    }
 
 
 def options(argv: list[str] | None = None) -> argparse.Namespace:

@@ -72,6 +72,11 @@ def test_import_bench_runs_and_writes_results(backend: str, tmp_path: Path):
         for case in report["cases"]:
             assert CASE_KEYS <= case.keys(), case
             assert case["peak_rss_mib"] > 0 and case["seconds"] > 0
+            assert case["cpu_seconds"] > 0  # where the time went: the importing process ...
+            if backend == "postgresql":  # ... and the database server, on the same machine
+                assert case["db_server_cpu_seconds"] > 0, case
+            else:
+                assert case["db_server_cpu_seconds"] is None
     first, again = csv_report["cases"]
     assert csv_report["items"] == ROWS
     assert (first["name"], again["name"]) == ("csv_1k", "csv_1k_reimport")

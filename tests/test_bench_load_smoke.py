@@ -31,3 +31,8 @@ def test_mixed_load_answers_every_request(backend: str, tmp_path: Path) -> None:
     assert row["workers_restarted"] == 0
     # A short run after a warm-up: a leak of the size that would matter shows up even here.
     assert row["worker_rss_growth"] is not None and row["worker_rss_growth"] < 0.25
+    # Where the CPU went: gunicorn, the load generator and (PostgreSQL) the database server all did work.
+    used = row["cpu_seconds"]
+    assert used["gunicorn"] > 0 and used["load_generator"] > 0
+    assert (used["db_server"] > 0) if backend == "postgresql" else used["db_server"] is None
+    assert row["cpu_ms_per_request"] > 0 and row["cores_for_target"] > 0

@@ -1,0 +1,90 @@
+"""CPU time of the processes a benchmark drives, read from /proc (Linux): where a speed target's time goes.
+
+A target in rows or requests per second is a budget of CPU seconds on this machine's cores. These readings say how
+the measured run spent them: the app's own process(es), the PostgreSQL server (every backend and helper process,
+including the ones that exited during the run), and the load generator. Each function returns None where /proc
+cannot tell (another OS, a database on another host).
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+from pathlib import Path
+from typing import Any
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _stat(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (field 3, the state, first)."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2:].split()
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _stat(int(entry.name))
+            if fields is not None and fields[1] == str(pid):
+                found.append(int(entry.name))
+    return found
+
+
+def tree_seconds(pid: int) -> float | None:
+    """CPU seconds (user + system) of a process, the children it has reaped, and its live children (a gunicorn
+    master and its workers; a PostgreSQL postmaster and its backends)."""
+    fields = _stat(pid)
+    if fields is None:
+        return None
+    ticks = sum(int(v) for v in fields[11:15])  # utime, stime, cutime, cstime
+    for child in _children(pid):
+        child_fields = _stat(child)
+        if child_fields is not None:
+            ticks += sum(int(v) for v in child_fields[11:15])
+    return ticks / _TICK
+
+
+def self_seconds() -> float:
+    """CPU seconds (user + system) of this process so far, all its threads."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def postgres_pid(engine: Any) -> int | None:
+    """The PostgreSQL server's main process, when it runs on this machine and /proc shows it (else None)."""
+    from sqlalchemy import text
+
+    if engine.dialect.name != "postgresql":
+        return None
+    with engine.connect() as conn:
+        backend = conn.scalar(text("SELECT pg_backend_pid()"))
+    fields = _stat(int(backend))
+    return int(fields[1]) if fields is not None else None
+
+
+class Meter:
+    """CPU seconds of a set of processes between start() and stop(): `{"name": seconds}`, None where unknown."""
+
+    def __init__(self, **pids: int | None) -> None:
+        self.pids = pids
+        self.before: dict[str, float | None] = {}
+        self.own_before = 0.0
+
+    def start(self) -> Meter:
+        self.before = {name: tree_seconds(pid) if pid else None for name, pid in self.pids.items()}
+        self.own_before = self_seconds()
+        return self
+
+    def stop(self) -> dict[str, float | None]:
+        result: dict[str, float | None] = {}
+        for name, pid in self.pids.items():
+            after = tree_seconds(pid) if pid else None
+            start = self.before.get(name)
+            result[name] = round(after - start, 2) if after is not None and start is not None else None
+        result["self"] = round(self_seconds() - self.own_before, 2)
+        return result

@@ -1,0 +1,38 @@
+"""bench/cpu.py reads CPU time from /proc: a process tree's, including the children it has reaped."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from bench import cpu
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc (Linux)")
+
+BURN = "import time\nend = time.process_time() + 0.4\nwhile time.process_time() < end: pass\n"
+
+
+def test_a_tree_counts_its_live_and_its_reaped_children() -> None:
+    # A parent runs one child to its end (reaped: its time is in the parent's cutime), then starts another that
+    # burns and stays alive until the parent's stdin closes.
+    live = BURN + "print('burnt', flush=True)\nimport sys\nsys.stdin.read()\n"
+    script = (f"import subprocess, sys\nsubprocess.run([sys.executable, '-c', {BURN!r}])\n"
+              f"child = subprocess.Popen([sys.executable, '-c', {live!r}], stdin=subprocess.PIPE)\n"
+              "sys.stdin.read()\nchild.stdin.close()\nchild.wait()\n")
+    parent = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        meter = cpu.Meter(tree=parent.pid).start()  # the parent's own start-up only, so far
+        assert parent.stdout is not None and parent.stdout.readline().strip() == "burnt"  # the live child's 0.4 s
+        used = meter.stop()
+    finally:
+        parent.communicate("")
+    assert used["tree"] is not None and used["tree"] >= 0.7  # 2 × 0.4 s of children, minus clock ticks
+    assert used["self"] < 0.3  # this process only waited
+
+
+def test_unknown_processes_read_as_none() -> None:
+    assert cpu.tree_seconds(2**22 + 12345) is None
+    assert cpu.Meter(gone=None).start().stop()["gone"] is None
