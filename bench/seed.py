@@ -308,6 +308,10 @@ def seed(conn: Connection, items: int = ITEMS, *, seed_value: int = SEED, users:
 
 
 def analyze(engine: Any) -> None:
-    """Fresh planner statistics (and PostgreSQL's visibility map), as autovacuum or `PRAGMA optimize` keep them."""
+    """Fresh planner statistics (and PostgreSQL's visibility map), as autovacuum or `PRAGMA optimize` keep them.
+
+    PostgreSQL marks a page all-visible only if no open transaction could still miss its rows: a session left idle
+    in a transaction from before the seed makes VACUUM leave every page unmarked, and counts then read the whole
+    table instead of its index. Callers end their transactions first."""
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.exec_driver_sql("VACUUM ANALYZE" if conn.dialect.name == "postgresql" else "ANALYZE")
