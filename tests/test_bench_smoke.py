@@ -166,3 +166,17 @@ def test_bench_cases_answer_and_use_their_indexes(app: Flask, seeded: SeedSummar
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             assert "ix_media_browse" in plan, plan
+
+
+@pytest.mark.slow
+def test_the_library_bench_runs_end_to_end(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`python -m bench library` itself at a small size: its own app (seed, every case, more requests than a
+    member's rate limit allows in a minute) answers every request; a partial run writes no results."""
+    from bench import library
+
+    monkeypatch.setenv("BENCH_WORK_DIR", str(tmp_path))
+    written = sorted(library.RESULTS.glob("library-*.json"))
+    before = {path: path.stat().st_mtime_ns for path in written}
+    assert library.main(["--items", "400", "--requests", "30", "--warmup", "2", "--db", "sqlite",
+                         "--throughput-seconds", "0"]) == 0
+    assert {path: path.stat().st_mtime_ns for path in written} == before
