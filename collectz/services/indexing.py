@@ -9,7 +9,8 @@ Search runs on indexes that the models cannot describe; migration 0003 makes the
   copy") drops those triggers with the old table, so it must create them again (copy them from 0003).
 - PostgreSQL: pg_trgm GIN indexes `ix_media_search_trgm` (media.search_text), `ix_media_formats_trgm`
   (media.formats_key) and `ix_people_name_trgm` (people.name_key).
-`include_name` keeps them out of autogenerate's model/database comparison.
+`include_name` keeps them, and the count generations of services.count_cache, out of autogenerate's model/database
+comparison (and out of backups).
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ _RESOLUTION_OF = {spelling: cls for cls, spellings in _RESOLUTION_SPELLINGS.item
 FORMAT_SEP = "\t"  # sorts before any printable character, so "dvd" comes before "dvd-r"
 
 SEARCH_TABLES = ("media_fts",)
+# Made by migrations beside the models, derived from the rows, never backed up: count_generations (0008).
+DERIVED_TABLES = ("count_generations",)
 SEARCH_INDEXES = ("ix_media_search_trgm", "ix_media_formats_trgm", "ix_people_name_trgm")
 
 
@@ -140,6 +143,8 @@ def refresh_media_index(media: Media) -> None:
 def include_name(name: str | None, type_: str, parent_names: Mapping[str, Any]) -> bool:
     """Alembic hook: leave the hand-made search objects (FTS5 tables, trigram indexes) out of autogenerate."""
     if type_ == "table" and name and any(name == t or name.startswith(t + "_") for t in SEARCH_TABLES):
+        return False
+    if type_ == "table" and name in DERIVED_TABLES:
         return False
     if type_ == "index" and name in SEARCH_INDEXES:
         return False

@@ -55,6 +55,7 @@ from collectz.models import (
 )
 from collectz.models.media_types import LIBRARY_SECTIONS
 from collectz.security.permissions import Actor
+from collectz.services import count_cache
 from collectz.services.identifiers import parse_lookup
 from collectz.services.indexing import FORMAT_SEP, RESOLUTIONS, format_key
 
@@ -563,13 +564,12 @@ def _rows(actor: Actor, keys: Select[Any], p: BrowseParams) -> Select[Any]:
                          page.c.id.desc() if desc else page.c.id.asc())
 
 
-def _tune_postgresql() -> None:
-    if db.session.get_bind().dialect.name == "postgresql":
-        # psycopg prepares a statement after a few runs, and PostgreSQL may then plan it once for any values:
-        # for these value-sensitive queries that generic plan is several times slower than a plan for the values.
-        # Parallel workers cost more to start than a page or a count of one library takes.
-        db.session.execute(sql_text("SET LOCAL plan_cache_mode = force_custom_plan; "
-                                    "SET LOCAL max_parallel_workers_per_gather = 0"))
+def _tune_postgresql() -> count_cache.Generations | None:
+    """PostgreSQL: this transaction's planner settings for the library's queries, and the count generations.
+    psycopg prepares a statement after a few runs, and PostgreSQL may then plan it once for any values: for these
+    value-sensitive queries that generic plan is several times slower than a plan for the values (hence
+    plan_cache_mode). Parallel workers cost more to start than a page or a count of one library takes."""
+    return count_cache.tune_and_read()
 
 
 def browse(actor: Actor, params: BrowseParams, *, strategy: str = "auto", small_set: int = SMALL_SET
@@ -578,9 +578,10 @@ def browse(actor: Actor, params: BrowseParams, *, strategy: str = "auto", small_
 
     `auto`: up to `small_set` matches are collected and sorted, more are found by walking the sort's index;
     `collect` and `walk` force one way (both give the same pages)."""
-    _tune_postgresql()
+    generations = _tune_postgresql()
     conds = _conditions(actor, params)
-    total = db.session.scalar(select(func.count()).select_from(Media).where(*conds)) or 0
+    total = count_cache.count(select(func.count()).select_from(Media).where(*conds), generations,
+                              reads_user_state=params.my_rating_min is not None or params.my_rating_max is not None)
     if strategy == "auto":
         strategy = "collect" if total <= small_set else "walk"
     if total == 0:

@@ -1,0 +1,112 @@
+"""Library counts kept while nothing they read has changed (PostgreSQL).
+
+Every library page shows the total for its filter set. Counting 100,000 items is the costliest part of a page on
+PostgreSQL, and most pages ask for a total already counted. The database keeps generations (migration 0008): its
+own triggers move them, in the writing transaction, on every write to the tables a count reads (kind `catalog`),
+or to members' ratings and statuses (kind `user_state`). A count is kept under the generations read before it was
+made, so it is used again only while no write has committed since; a count that reads members' ratings also keys
+on `user_state`, the others not, so a member rating an item does not throw away the other counts.
+
+A transaction that has written anything neither uses nor keeps counts (it may still roll back). The cache is per
+process (each gunicorn worker keeps its own), bounded, and its entries expire after `TTL_SECONDS` in any
+case. SQLite counts are not cached: it has no generations.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+
+from collectz.extensions import db
+
+MAX_ENTRIES = 4096
+TTL_SECONDS = 300.0
+
+# One statement: the page's planner settings for this transaction (see services.queries) and the generations.
+_TUNE_AND_READ = text(
+    "SELECT set_config('plan_cache_mode', 'force_custom_plan', true), "
+    "set_config('max_parallel_workers_per_gather', '0', true), "
+    "(SELECT max(value) FROM count_generations WHERE kind = 'instance'), "
+    "(SELECT sum(value) FROM count_generations WHERE kind = 'catalog'), "
+    "(SELECT sum(value) FROM count_generations WHERE kind = 'user_state'), "
+    "pg_current_xact_id_if_assigned() IS NOT NULL")
+
+
+@dataclass(frozen=True)
+class Generations:
+    instance: int
+    catalog: int
+    user_state: int
+
+
+_lock = threading.Lock()
+_entries: OrderedDict[Any, tuple[float, int]] = OrderedDict()
+
+
+def tune_and_read() -> Generations | None:
+    """PostgreSQL: set this transaction's planner settings for the library's queries and read the generations
+    (one round trip). None on SQLite, or where the generations are missing."""
+    if db.session.get_bind().dialect.name != "postgresql":
+        return None
+    _plan, _workers, instance, catalog, user_state, wrote = db.session.execute(_TUNE_AND_READ).one()
+    if wrote or instance is None or catalog is None or user_state is None:
+        return None  # a transaction that has written keeps out: its generations count its own uncommitted writes
+    return Generations(int(instance), int(catalog), int(user_state))
+
+
+def _key(statement: Any, generations: Generations, reads_user_state: bool) -> Any:
+    # SQLAlchemy's own cache key of the statement (its structure and its bound values): what it caches compiled
+    # SQL by. None when the statement cannot be keyed; then it is not cached.
+    cache_key = statement._generate_cache_key()
+    if cache_key is None:
+        return None
+    values = tuple(_hashable(bind.effective_value) for bind in cache_key.bindparams)
+    try:
+        hash(values)
+    except TypeError:  # a value of a kind not seen here before: count it
+        return None
+    user_state = generations.user_state if reads_user_state else None
+    return (generations.instance, generations.catalog, user_state, cache_key.key, values)
+
+
+def _hashable(value: Any) -> Any:
+    """An IN list's values as a tuple (the rest as they are)."""
+    if isinstance(value, list | tuple):
+        return tuple(_hashable(v) for v in value)
+    return value
+
+
+def count(statement: Any, generations: Generations | None, *, reads_user_state: bool,
+          run: Callable[[], int] | None = None) -> int:
+    """The statement's count (a `SELECT count(*) ...`), from the cache when the generations still match."""
+    compute = run or (lambda: db.session.scalar(statement) or 0)
+    if generations is None:
+        return compute()
+    key = _key(statement, generations, reads_user_state)
+    if key is None:
+        return compute()
+    now = time.monotonic()
+    with _lock:
+        found = _entries.get(key)
+        if found is not None and found[0] > now:
+            _entries.move_to_end(key)
+            return found[1]
+    value = compute()
+    with _lock:
+        _entries[key] = (now + TTL_SECONDS, value)
+        _entries.move_to_end(key)
+        while len(_entries) > MAX_ENTRIES:
+            _entries.popitem(last=False)
+    return value
+
+
+def clear() -> None:
+    """Forget every kept count (tests)."""
+    with _lock:
+        _entries.clear()
