@@ -157,3 +157,34 @@ def test_the_generations_are_not_backed_up_nor_in_the_models(app: Flask, shelf: 
         assert "media" in names and "count_generations" not in names
         assert conn.scalar(text("SELECT count(*) FROM count_generations WHERE kind = 'catalog'")) == 8
     assert "count_generations" not in db.metadata.tables and Media.__tablename__ == "media"
+
+
+def test_filter_sets_with_the_same_values_are_kept_apart(app: Flask, shelf: dict[str, int], actors: Actors,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    bob = actors.client("bob")
+    assert counted(app, bob, "/library/?year_from=1965") == (3, True)
+    assert counted(app, bob, "/library/?year_to=1965") == (1, True)  # same value, another statement
+    assert counted(app, bob, "/library/?year_from=1965") == (3, False)
+    # Past MAX_SHAPES distinct statements everything is forgotten; no number is given to two statements.
+    monkeypatch.setattr(count_cache, "MAX_SHAPES", 2)
+    for url, expected in (("/library/?year_from=1990", 1), ("/library/?genre=crime", 1),
+                          ("/library/?year_to=1965", 1), ("/library/?year_from=1965", 3)):
+        assert counted(app, bob, url)[0] == expected, url
+        assert len(count_cache._shapes) <= 2
+
+
+def test_a_transaction_moves_a_generation_once_however_many_statements_it_runs(app: Flask,
+                                                                                shelf: dict[str, int]) -> None:
+    def catalog() -> int:
+        with app.app_context(), db.engine.connect() as conn:
+            return int(conn.scalar(text("SELECT sum(value) FROM count_generations WHERE kind = 'catalog'")))
+
+    before = catalog()
+    with app.app_context(), db.engine.begin() as conn:
+        for n in range(300):  # one statement each, as an ORM flush of many objects sends them
+            conn.execute(text("UPDATE media SET notes = :n WHERE title = 'Alien'"), {"n": str(n)})
+        conn.execute(text("DELETE FROM media_genres"))
+    assert catalog() == before + 1
+    run_sql(app, "UPDATE media SET notes = NULL")
+    run_sql(app, "UPDATE media SET notes = 'x'")
+    assert catalog() == before + 3

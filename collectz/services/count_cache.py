@@ -14,6 +14,7 @@ case. SQLite counts are not cached: it has no generations.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections import OrderedDict
@@ -25,7 +26,8 @@ from sqlalchemy import text
 
 from collectz.extensions import db
 
-MAX_ENTRIES = 4096
+MAX_ENTRIES = 1024
+MAX_SHAPES = 256  # distinct count statements (filter combinations) kept apart; then all is forgotten
 TTL_SECONDS = 300.0
 
 # One statement: the page's planner settings for this transaction (see services.queries) and the generations.
@@ -47,6 +49,9 @@ class Generations:
 
 _lock = threading.Lock()
 _entries: OrderedDict[Any, tuple[float, int]] = OrderedDict()
+# A statement's structure (kilobytes of nested tuples) is kept once, under a number the entries use.
+_shapes: dict[Any, int] = {}
+_shape_numbers = itertools.count(1)
 
 
 def tune_and_read() -> Generations | None:
@@ -72,7 +77,14 @@ def _key(statement: Any, generations: Generations, reads_user_state: bool) -> An
     except TypeError:  # a value of a kind not seen here before: count it
         return None
     user_state = generations.user_state if reads_user_state else None
-    return (generations.instance, generations.catalog, user_state, cache_key.key, values)
+    with _lock:
+        shape = _shapes.get(cache_key.key)
+        if shape is None:
+            if len(_shapes) >= MAX_SHAPES:
+                _shapes.clear()
+                _entries.clear()
+            shape = _shapes[cache_key.key] = next(_shape_numbers)  # never given twice
+    return (generations.instance, generations.catalog, user_state, shape, values)
 
 
 def _hashable(value: Any) -> Any:
@@ -110,3 +122,4 @@ def clear() -> None:
     """Forget every kept count (tests)."""
     with _lock:
         _entries.clear()
+        _shapes.clear()

@@ -5,7 +5,8 @@ kind `catalog` (media, people, genres and their links, libraries) and kind `user
 statuses). A statement-level trigger on each of those tables adds 1 to one of its kind's slots, in the writing
 transaction, so a count cached under the sum of the slots can never outlive a committed change
 (services/count_cache.py). A writer takes the first slot no other transaction holds (FOR UPDATE SKIP LOCKED), so
-writers never wait for one another here, and a transaction keeps to the slot it took. The `instance` row is a
+writers never wait for one another here; a transaction moves each kind once (a transaction-local setting says
+it has), at its first write. The `instance` row is a
 random number drawn when the table is made: a database dropped and made again under the same name is not mistaken
 for the old one.
 
@@ -49,6 +50,12 @@ def upgrade():
     op.execute("""
         CREATE FUNCTION count_generation_bump() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
+            -- Once per transaction and kind: the change shows at commit, one step is enough (and a row updated
+            -- thousands of times in one transaction makes every later update walk all its versions).
+            IF current_setting('collectz.count_generation_' || TG_ARGV[0], true) = 'bumped' THEN
+                RETURN NULL;
+            END IF;
+            PERFORM set_config('collectz.count_generation_' || TG_ARGV[0], 'bumped', true);
             UPDATE count_generations SET value = value + 1
              WHERE (kind, slot) = (SELECT g.kind, g.slot FROM count_generations g WHERE g.kind = TG_ARGV[0]
                                     ORDER BY g.slot LIMIT 1 FOR UPDATE SKIP LOCKED);
