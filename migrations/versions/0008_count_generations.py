@@ -1,6 +1,6 @@
 """count generations: when a cached library count is still right (PostgreSQL)
 
-`count_generations` holds counters that PostgreSQL itself moves on every write to what the library's counts read:
+`count_generations` holds counters (8 slots a kind) that PostgreSQL itself moves on every write to what the library's counts read:
 kind `catalog` (media, people, genres and their links, libraries) and kind `user_state` (members' ratings and
 statuses). A statement-level trigger on each of those tables adds 1 to one of its kind's slots, in the writing
 transaction, so a count cached under the sum of the slots can never outlive a committed change
@@ -25,7 +25,6 @@ down_revision = '0007'
 branch_labels = None
 depends_on = None
 
-SLOTS = 8
 WATCHED = {
     'media': 'catalog', 'genres': 'catalog', 'media_genres': 'catalog', 'people': 'catalog',
     'media_people': 'catalog', 'libraries': 'catalog', 'media_user_state': 'user_state',
@@ -42,10 +41,10 @@ def upgrade():
             value bigint NOT NULL DEFAULT 0,
             CONSTRAINT pk_count_generations PRIMARY KEY (kind, slot)
         )""")
-    op.execute(f"""
+    op.execute("""
         INSERT INTO count_generations (kind, slot, value)
         SELECT kind, slot, 0 FROM unnest(ARRAY['catalog', 'user_state']) AS kind,
-                                  generate_series(0, {SLOTS - 1}) AS slot
+                                  generate_series(0, 7) AS slot
         UNION ALL SELECT 'instance', 0, floor(random() * 9007199254740991)::bigint""")
     op.execute("""
         CREATE FUNCTION count_generation_bump() RETURNS trigger LANGUAGE plpgsql AS $$
