@@ -20,7 +20,7 @@ ITEMS = 1500
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_mixed_load_answers_every_request(backend: str, tmp_path: Path) -> None:
     url = pg_database_url("load_smoke") if backend == "postgresql" else f"sqlite:///{tmp_path / 'load.db'}"
-    args = load.options(["--items", str(ITEMS), "--seconds", "6", "--warmup", "3", "--connections", "6",
+    args = load.options(["--items", str(ITEMS), "--seconds", "4", "--warmup", "2", "--connections", "6",
                          "--out", str(tmp_path)])
     load.run_db(backend, url, args, tmp_path)
     report = json.loads((tmp_path / f"load-{backend}.json").read_text())

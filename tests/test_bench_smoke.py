@@ -179,6 +179,6 @@ def test_the_library_bench_runs_end_to_end(tmp_path: Any, monkeypatch: pytest.Mo
     monkeypatch.setenv("BENCH_WORK_DIR", str(tmp_path))
     written = sorted(library.RESULTS.glob("library-*.json"))
     before = {path: path.stat().st_mtime_ns for path in written}
-    assert library.main(["--items", "400", "--requests", "30", "--warmup", "2", "--db", "sqlite",
+    assert library.main(["--items", "200", "--requests", "25", "--warmup", "1", "--db", "sqlite",
                          "--throughput-seconds", "0"]) == 0
     assert {path: path.stat().st_mtime_ns for path in written} == before
