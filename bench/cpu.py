@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import resource
 from pathlib import Path
-from typing import Any
 
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -55,14 +54,21 @@ def self_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def postgres_pid(engine: Any) -> int | None:
-    """The PostgreSQL server's main process, when it runs on this machine and /proc shows it (else None)."""
-    from sqlalchemy import text
+def postgres_pid(database_url: str) -> int | None:
+    """The PostgreSQL server's main process, when the URL names one on this machine and /proc shows it (else None:
+    SQLite, another host)."""
+    from sqlalchemy import create_engine, text
 
-    if engine.dialect.name != "postgresql":
+    from collectz.config import normalise_database_url
+
+    if not database_url.startswith("postgresql"):
         return None
-    with engine.connect() as conn:
-        backend = conn.scalar(text("SELECT pg_backend_pid()"))
+    engine = create_engine(normalise_database_url(database_url))
+    try:
+        with engine.connect() as conn:
+            backend = conn.scalar(text("SELECT pg_backend_pid()"))
+    finally:
+        engine.dispose()
     fields = _stat(int(backend))
     return int(fields[1]) if fields is not None else None
 

@@ -267,7 +267,7 @@ def _reset_peak() -> bool:
 def run_child(kind: str, path: Path, database_url: str, instance: Path) -> dict[str, Any]:
     """Run one import in a child process; its result plus its peak RSS over its whole life, and the CPU time the
     database server spent meanwhile (PostgreSQL on this machine; the child's start-up included)."""
-    meter = cpu.Meter(db_server=_server_pid(database_url)).start()
+    meter = cpu.Meter(db_server=cpu.postgres_pid(database_url)).start()
     result = child.run("bench.imports", [kind, str(path), database_url, "--instance", str(instance)], _RESULT,
                        f"import child ({kind} {path.name})")
     time.sleep(0.5)  # the child's database backends exit after it: let the server reap them (their CPU counts)
@@ -276,18 +276,6 @@ def run_child(kind: str, path: Path, database_url: str, instance: Path) -> dict[
     result.setdefault("import_peak_rss_mib", result["startup_peak_rss_mib"])  # no clear_refs: whole-life peak
     result["peak_rss_mib"] = max(result["startup_peak_rss_mib"], result["import_peak_rss_mib"])
     return result
-
-
-def _server_pid(database_url: str) -> int | None:
-    from collectz.config import normalise_database_url
-
-    if not database_url.startswith("postgresql"):
-        return None
-    engine = create_engine(normalise_database_url(database_url))
-    try:
-        return cpu.postgres_pid(engine)
-    finally:
-        engine.dispose()
 
 
 # --- databases and cases ---------------------------------------------------------------------------------------

@@ -260,7 +260,7 @@ def run_db(db_name: str, database_url: str, args: argparse.Namespace, work: Path
         before = worker_rss_kib(server.pid)
         tally = Tally()
         print(f"[{db_name}] {args.connections} connections for {args.seconds:g} s …", flush=True)
-        meter = cpu.Meter(app=server.pid, db_server=_server_pid(app)).start()
+        meter = cpu.Meter(app=server.pid, db_server=cpu.postgres_pid(database_url)).start()
         elapsed = drive(port, plan, args.connections, args.seconds, tally)
         used = meter.stop()
         after = worker_rss_kib(server.pid)
@@ -302,13 +302,6 @@ def run_db(db_name: str, database_url: str, args: argparse.Namespace, work: Path
         out.mkdir(parents=True, exist_ok=True)
         (out / f"load-{db_name}.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
-
-
-def _server_pid(app: Any) -> int | None:
-    from collectz.extensions import db
-
-    with app.app_context():
-        return cpu.postgres_pid(db.engine)
 
 
 def cpu_budget(used: dict[str, float | None], requests: int, elapsed: float) -> dict[str, Any]:

@@ -18,7 +18,6 @@ import itertools
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +29,10 @@ MAX_ENTRIES = 1024
 MAX_SHAPES = 256  # distinct count statements (filter combinations) kept apart; then all is forgotten
 TTL_SECONDS = 300.0
 
-# One statement: the page's planner settings for this transaction (see services.queries) and the generations.
+# One statement: the library queries' planner settings for this transaction, and the generations. (psycopg prepares
+# a statement after a few runs, and PostgreSQL may then plan it once for any values: for these value-sensitive
+# queries that generic plan is several times slower than one for the values. Parallel workers cost more to start
+# than a page or a count of one library takes.)
 _TUNE_AND_READ = text(
     "SELECT set_config('plan_cache_mode', 'force_custom_plan', true), "
     "set_config('max_parallel_workers_per_gather', '0', true), "
@@ -94,10 +96,12 @@ def _hashable(value: Any) -> Any:
     return value
 
 
-def count(statement: Any, generations: Generations | None, *, reads_user_state: bool,
-          run: Callable[[], int] | None = None) -> int:
+def count(statement: Any, generations: Generations | None, *, reads_user_state: bool) -> int:
     """The statement's count (a `SELECT count(*) ...`), from the cache when the generations still match."""
-    compute = run or (lambda: db.session.scalar(statement) or 0)
+
+    def compute() -> int:
+        return db.session.scalar(statement) or 0
+
     if generations is None:
         return compute()
     key = _key(statement, generations, reads_user_state)

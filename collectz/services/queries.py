@@ -153,6 +153,11 @@ class BrowseParams:
     per_page: int = DEFAULT_PER_PAGE
     after: str = ""
 
+    @property
+    def filters_my_ratings(self) -> bool:
+        """Whether the filter set reads the viewer's own ratings (media_user_state)."""
+        return self.my_rating_min is not None or self.my_rating_max is not None
+
     @classmethod
     def from_args(cls, section: str, args: Mapping[str, str]) -> BrowseParams:
         sort = args.get("sort", "title")
@@ -423,7 +428,7 @@ def _conditions(actor: Actor, p: BrowseParams, *, walk: bool = False) -> list[Co
         conds.append(c(Media.rating) >= _value(p.rating_min, Media.rating))
     if p.rating_max is not None:
         conds.append(c(Media.rating) <= _value(p.rating_max, Media.rating))
-    if p.my_rating_min is not None or p.my_rating_max is not None:
+    if p.filters_my_ratings:
         mine = select(MediaUserState.media_id).where(MediaUserState.user_id == actor.id,
                                                       MediaUserState.rating.is_not(None))
         if p.my_rating_min is not None:
@@ -564,24 +569,16 @@ def _rows(actor: Actor, keys: Select[Any], p: BrowseParams) -> Select[Any]:
                          page.c.id.desc() if desc else page.c.id.asc())
 
 
-def _tune_postgresql() -> count_cache.Generations | None:
-    """PostgreSQL: this transaction's planner settings for the library's queries, and the count generations.
-    psycopg prepares a statement after a few runs, and PostgreSQL may then plan it once for any values: for these
-    value-sensitive queries that generic plan is several times slower than a plan for the values (hence
-    plan_cache_mode). Parallel workers cost more to start than a page or a count of one library takes."""
-    return count_cache.tune_and_read()
-
-
 def browse(actor: Actor, params: BrowseParams, *, strategy: str = "auto", small_set: int = SMALL_SET
            ) -> BrowsePage:
     """One page of the library for this view: rows, the total for its filter set and the next cursor.
 
     `auto`: up to `small_set` matches are collected and sorted, more are found by walking the sort's index;
     `collect` and `walk` force one way (both give the same pages)."""
-    generations = _tune_postgresql()
+    generations = count_cache.tune_and_read()  # PostgreSQL: the planner settings, and the count generations
     conds = _conditions(actor, params)
     total = count_cache.count(select(func.count()).select_from(Media).where(*conds), generations,
-                              reads_user_state=params.my_rating_min is not None or params.my_rating_max is not None)
+                              reads_user_state=params.filters_my_ratings)
     if strategy == "auto":
         strategy = "collect" if total <= small_set else "walk"
     if total == 0:
