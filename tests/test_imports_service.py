@@ -323,6 +323,40 @@ def test_staging_resumes_after_the_rows_already_stored(ctx: Flask, actors: Actor
     assert db.session.scalar(select(func.count(ImportRow.id)).where(ImportRow.job_id == job.id)) == 5
 
 
+def test_a_stage_that_another_run_finished_meanwhile_leaves_the_job_to_its_chunks(ctx: Flask, actors: Actors,
+                                                                                  tmp_path: Path) -> None:
+    # The sweeper revives a job whose first stage was only slow: both runs start while the job is unstaged; one
+    # stores every row and removes the file; the other then finds the file gone. The job is fine: no failure.
+    import threading
+
+    job = _start_csv(_csv(tmp_path, "Title\n" + "".join(f"Item {i}\n" for i in range(5))))
+    app = ctx
+
+    def other_run() -> None:
+        with app.app_context():
+            imports.stage(job.id)
+            db.session.remove()
+
+    fired: list[bool] = []
+
+    def between_check_and_read(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        # The first run has seen the job unstaged and is about to read the file: the other run goes first.
+        if not fired and "max(import_rows.row_number)" in statement:
+            fired.append(True)
+            thread = threading.Thread(target=other_run)
+            thread.start()
+            thread.join(30)
+
+    event.listen(db.engine, "before_cursor_execute", between_check_and_read)
+    try:
+        next_chunk = imports.stage(job.id)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", between_check_and_read)
+    assert fired and next_chunk == 0
+    job = imports.run_inline(job.id)
+    assert (job.status, job.error, job.total, job.created) == ("succeeded", None, 5, 5)
+
+
 def test_the_same_file_twice_while_the_first_runs_returns_the_first_job(ctx: Flask, actors: Actors,
                                                                       tmp_path: Path) -> None:
     path = _csv(tmp_path, "Title\nA\n")

@@ -367,6 +367,12 @@ def stage(job_id: int) -> int | None:
                 flush()
         flush()
     except SourceError as exc:
+        db.session.rollback()
+        staged = _job(job_id)
+        if staged is not None and staged.staged_at is not None:
+            # Another run of this step (the sweeper revived a job whose first stage was only slow) finished the
+            # staging and removed the file meanwhile: the job is fine, and its rows must not be failed away.
+            return None if staged.is_terminal else _next_chunk(staged)
         fail(job_id, str(exc))
         return None
     except (ProviderError, IntegrationProblem) as exc:  # the provider said no or is down: say so, the user retries
