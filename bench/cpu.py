@@ -66,10 +66,10 @@ def postgres_pid(database_url: str) -> int | None:
     engine = create_engine(normalise_database_url(database_url))
     try:
         with engine.connect() as conn:
-            backend = conn.scalar(text("SELECT pg_backend_pid()"))
+            # Read while connected: the backend process exits once the connection closes.
+            fields = _stat(int(conn.scalar(text("SELECT pg_backend_pid()"))))
     finally:
         engine.dispose()
-    fields = _stat(int(backend))
     return int(fields[1]) if fields is not None else None
 
 

@@ -36,3 +36,17 @@ def test_a_tree_counts_its_live_and_its_reaped_children() -> None:
 def test_unknown_processes_read_as_none() -> None:
     assert cpu.tree_seconds(2**22 + 12345) is None
     assert cpu.Meter(gone=None).start().stop()["gone"] is None
+
+
+def test_the_postgresql_server_is_found_every_time() -> None:
+    # Its main process is the parent of the backend that answers: read while the connection is open (a backend
+    # read after closing had sometimes exited, and the server's CPU went unmeasured).
+    from tests.conftest import PG_URL
+
+    if not PG_URL:
+        pytest.skip("needs TEST_DATABASE_URL (a PostgreSQL server on this machine)")
+    pids = {cpu.postgres_pid(PG_URL) for _ in range(30)}
+    assert len(pids) == 1 and None not in pids
+    (pid,) = pids
+    assert b"postgres" in open(f"/proc/{pid}/cmdline", "rb").read()
+    assert cpu.postgres_pid("sqlite:///x.db") is None
