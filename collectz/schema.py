@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from functools import lru_cache
 from pathlib import Path
 
 from alembic.config import Config
@@ -32,15 +33,27 @@ def current_revisions(engine: Engine) -> tuple[str, ...]:
         return tuple(MigrationContext.configure(conn).get_current_heads())
 
 
-def check_not_newer(engine: Engine, directory: Path | str = MIGRATIONS_DIR) -> None:
-    """Raise SchemaError when the database carries a revision this code does not know."""
+def _versions_stamp(directory: Path) -> tuple[tuple[str, int], ...]:
+    versions = directory / "versions"
+    return tuple(sorted((p.name, p.stat().st_mtime_ns) for p in versions.glob("*.py"))) if versions.is_dir() else ()
+
+
+@lru_cache(maxsize=16)
+def _known_revisions(directory: str, _stamp: tuple[tuple[str, int], ...]) -> tuple[frozenset[str], str | None]:
     script = script_directory(directory)
-    known = {rev.revision for rev in script.walk_revisions()}
+    return frozenset(rev.revision for rev in script.walk_revisions()), script.get_current_head()
+
+
+def check_not_newer(engine: Engine, directory: Path | str = MIGRATIONS_DIR) -> None:
+    """Raise SchemaError when the database carries a revision this code does not know. (The migration scripts are
+    read once per process and directory, and again only when a file of it changes: every app built reads them.)"""
+    path = Path(directory).resolve()
+    known, head = _known_revisions(str(path), _versions_stamp(path))
     for rev in current_revisions(engine):
         if rev not in known:
             raise SchemaError(
                 f"The database schema is at revision {rev}, which is newer than this version of collectZ "
-                f"(head {script.get_current_head()}). Run the newer release, or restore a backup made for this one."
+                f"(head {head}). Run the newer release, or restore a backup made for this one."
             )
 
 
