@@ -115,6 +115,24 @@ def test_models_match_migrations(build: Callable[..., Flask]) -> None:
     assert diffs == [], "models and migrations disagree; write a migration:\n" + "\n".join(map(repr, diffs))
 
 
+def test_every_column_that_refers_to_an_item_is_indexed(build: Callable[..., Flask]) -> None:
+    # Deleting an item visits every row that refers to it (CASCADE or SET NULL): without an index on the column,
+    # each deleted item reads the whole table (import_rows grows by a row per imported line).
+    app = build()
+    upgrade(app)
+    with app.app_context():
+        inspector = inspect(db.engine)
+        unindexed = []
+        for table in inspector.get_table_names():
+            leading = {tuple(ix["column_names"][:1]) for ix in inspector.get_indexes(table)}
+            leading |= {tuple(uq["column_names"][:1]) for uq in inspector.get_unique_constraints(table)}
+            leading.add(tuple(inspector.get_pk_constraint(table)["constrained_columns"][:1]))
+            for fk in inspector.get_foreign_keys(table):
+                if fk["referred_table"] == "media" and tuple(fk["constrained_columns"][:1]) not in leading:
+                    unindexed.append(f"{table}.{fk['constrained_columns'][0]}")
+    assert unindexed == []
+
+
 BROKEN_REVISION = f'''\
 """a revision that fails half-way
 

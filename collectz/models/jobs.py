@@ -76,6 +76,7 @@ class ImportRow(Base):
     matched_by: Mapped[str | None] = mapped_column(String(64))
     message: Mapped[str | None] = mapped_column(Text)
     raw: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    media_id: Mapped[int | None] = mapped_column(ForeignKey("media.id", ondelete="SET NULL"))
+    # Indexed: deleting an item sets this to NULL on the rows that made it (migration 0009).
+    media_id: Mapped[int | None] = mapped_column(ForeignKey("media.id", ondelete="SET NULL"), index=True)
     enrichment: Mapped[str | None] = mapped_column(String(300))  # what enrichment did for the row's item
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
