@@ -223,6 +223,33 @@ def test_a_finished_import_hands_its_items_to_the_enrichment_queue(app: Flask, a
     assert audit_csv[0].split(",")[6] == "enrichment" and "matched by title (tmdb" in audit_csv[1]
 
 
+def test_an_import_run_by_two_chains_of_steps_is_enriched_once(app: Flask, actors: Actors) -> None:
+    """The sweeper revived a job that was only waiting: its chunk is queued twice and both chains reach the end.
+    Only the step that finished the job hands it to enrichment (and to the covers)."""
+    from rq.registry import FinishedJobRegistry
+
+    from collectz import jobs
+    from collectz.jobs import imports as import_jobs
+    from collectz.jobs.runner import build_worker
+    from tests.imports_helpers import staged_job
+
+    with app.app_context():
+        job_id = staged_job("bob@example.org", [{"title": "Fight Club", "media_type": "movie", "year": "1999"}])
+        db.session.remove()
+    jobs.set_app(app)
+    with app.app_context():
+        assert import_jobs.enqueue_chunk(job_id, 0) and import_jobs.enqueue_chunk(job_id, 0)
+    build_worker(app).work(burst=True)
+    with app.app_context():
+        ran = []
+        for name in ("imports", "enrichment", "maintenance"):  # covers: on maintenance
+            q = get_queue(name)
+            ran += [q.fetch_job(i).func_name.rsplit(".", 1)[-1] for i in FinishedJobRegistry(queue=q).get_job_ids()]
+        db.session.remove()
+    assert sorted(ran) == ["covers_for_import", "enrich_import", "run_chunk", "run_chunk"]
+    assert finished(app, job_id)[0].status == "succeeded"
+
+
 def test_the_sweeper_hands_over_an_import_whose_enrichment_was_never_enqueued(app: Flask, actors: Actors) -> None:
     """Redis was down when the import finished: its rows say nothing yet; the periodic sweep enqueues the pass once,
     and only for recent imports."""

@@ -204,11 +204,15 @@ def test_chunks_commit_one_at_a_time_and_progress_only_grows(ctx: Flask, actors:
     job_id = staged_job(BOB, [book(f"s{i}", f"Title {i}") for i in range(10)], chunk_size=4)
     seen = []
     chunk: int | None = 0
+    finishers = []
     while chunk is not None:
-        chunk = imports.process_chunk(job_id, chunk)
+        done = imports.process_chunk(job_id, chunk)
+        chunk = done.next_chunk
+        finishers.append(done.succeeded_here)
         job = db.session.get(SyncJob, job_id)
         seen.append((job.processed, job.percent, job.status))
     assert seen == [(4, 40, "running"), (8, 80, "running"), (10, 100, "succeeded")]
+    assert finishers == [False, False, True]
 
 
 def test_a_chunk_that_runs_twice_changes_nothing_the_second_time(ctx: Flask, actors: Actors) -> None:
@@ -217,13 +221,17 @@ def test_a_chunk_that_runs_twice_changes_nothing_the_second_time(ctx: Flask, act
     imports.process_chunk(job_id, 0)  # e.g. a sweeper re-enqueue of a chunk that had finished
     job = db.session.get(SyncJob, job_id)
     assert (job.processed, job.created, media_count()) == (3, 3, 3)
+    # A revived job runs two chains of steps: only the step that finished it says so (its follow-ups start once).
+    assert imports.process_chunk(job_id, 1).succeeded_here
+    again = imports.process_chunk(job_id, 1)
+    assert (again.next_chunk, again.succeeded_here) == (None, False)
 
 
 def test_cancel_stops_after_the_current_chunk_and_reports_what_was_done(ctx: Flask, actors: Actors) -> None:
     job_id = staged_job(BOB, [book(f"s{i}", f"Title {i}") for i in range(6)], chunk_size=2)
-    assert imports.process_chunk(job_id, 0) == 1
+    assert imports.process_chunk(job_id, 0).next_chunk == 1
     imports.cancel(user(BOB), job_id)
-    assert imports.process_chunk(job_id, 1) is None
+    assert imports.process_chunk(job_id, 1) == imports.ChunkDone(None, succeeded_here=False)
     job = db.session.get(SyncJob, job_id)
     assert (job.status, job.processed, job.created, job.summary["created"]) == ("cancelled", 2, 2, 2)
     assert [r.outcome for r in rows(job_id)] == ["created"] * 2 + ["cancelled"] * 4
@@ -242,7 +250,7 @@ def test_failed_rows_can_be_fixed_and_retried(ctx: Flask, actors: Actors) -> Non
     job, chunk = imports.retry_failed(user(BOB), job.id)
     assert (job.status, job.failed, job.processed, chunk) == ("running", 0, 1, 0)
     while chunk is not None:
-        chunk = imports.process_chunk(job.id, chunk)
+        chunk = imports.process_chunk(job.id, chunk).next_chunk
     job = db.session.get(SyncJob, job.id)
     assert (job.status, job.created, job.failed, job.processed) == ("succeeded", 2, 0, 2)
     assert db.session.scalar(select(Media.year).where(Media.title == "Y")) == 1985

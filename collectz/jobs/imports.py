@@ -47,17 +47,17 @@ def run_chunk(job_id: int, chunk: int) -> int | None:
     with app_context():
         from collectz.services import imports
 
-        next_chunk = imports.process_chunk(job_id, chunk)
-        if next_chunk is not None:
-            enqueue_chunk(job_id, next_chunk)
-        elif imports.finished_ok(job_id):
+        done = imports.process_chunk(job_id, chunk)
+        if done.next_chunk is not None:
+            enqueue_chunk(job_id, done.next_chunk)
+        elif done.succeeded_here:  # once per job, even when a revived job runs two chains of steps
             from collectz.jobs.enrichment import enqueue_for_import
 
             enqueue_for_import(job_id)  # metadata for what the import made, on the enrichment queue
             from collectz.jobs.covers import enqueue_for_import as enqueue_covers
 
             enqueue_covers(job_id)  # the covers its rows carry addresses for, fetched into storage
-        return next_chunk
+        return done.next_chunk
 
 
 def sweep_imports() -> int:

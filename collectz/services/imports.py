@@ -9,7 +9,7 @@ cross Redis. It runs in two steps (rq entry points in collectz.jobs.imports):
 2. `process_chunk(job_id, chunk)`: `IMPORT_CHUNK_SIZE` rows in one transaction. The chunk first takes the library's
    import write lock (PostgreSQL: an advisory lock; SQLite: its first statement is a write, which takes the
    database's write lock), so two imports of overlapping files never both create an item. Only rows still pending
-   are handled, so a chunk that runs twice changes nothing the second time. Each returns the next chunk to run.
+   are handled, so a chunk that runs twice changes nothing the second time. Each says which chunk runs next.
 
 `sweep()` (maintenance queue) re-enqueues the step of any unfinished job that has shown no sign of life for
 `IMPORT_STALE_SECONDS`: a worker killed mid-chunk, or a Redis that restarted empty, delays a job; it does not lose
@@ -437,19 +437,29 @@ def _context(job: SyncJob, library_id: int) -> BatchContext:
                         import_source=job.kind, match_is_skip=job.kind == "barcode")
 
 
-def process_chunk(job_id: int, chunk: int) -> int | None:
-    """Import the pending rows of one chunk in one transaction; returns the next chunk to run, or None."""
+@dataclass
+class ChunkDone:
+    """What one chunk step did: the next chunk to run (None: nothing left), and whether this very step finished the
+    job with success. Only that step starts the job's follow-ups (enrichment, covers): a job the sweeper revived
+    while its first chain was only slow runs two chains of steps, and both reach the end."""
+
+    next_chunk: int | None
+    succeeded_here: bool = False
+
+
+def process_chunk(job_id: int, chunk: int) -> ChunkDone:
+    """Import the pending rows of one chunk in one transaction; says which chunk runs next."""
     library_id = ensure_default_library().id
     db.session.commit()
     _lock_for_writes(job_id, library_id)
     job = _job(job_id)
     if job is None or job.is_terminal or job.staged_at is None:
         db.session.commit()
-        return None
+        return ChunkDone(None)
     if job.cancel_requested:
         _cancel_pending(job)
         db.session.commit()
-        return None
+        return ChunkDone(None)
     size = job.options.get("chunk_size") or chunk_size()
     # (id, raw) rows, not ORM objects: a chunk reads them once and writes their outcomes with one statement.
     rows = list(db.session.execute(select(ImportRow.id, ImportRow.raw).where(
@@ -468,7 +478,7 @@ def process_chunk(job_id: int, chunk: int) -> int | None:
     if next_chunk is None:
         _finish(job, "succeeded")
     db.session.commit()
-    return next_chunk
+    return ChunkDone(next_chunk, succeeded_here=next_chunk is None and job.status == "succeeded")
 
 
 def _write_rows(job: SyncJob, library_id: int, rows: list[Any]) -> list[Outcome]:
@@ -515,11 +525,6 @@ def _record(job: SyncJob, rows: list[Any], outcomes: list[Outcome]) -> None:
     db.session.refresh(job)
 
 
-def finished_ok(job_id: int) -> bool:
-    """Whether the job has finished and succeeded (its items are ready for enrichment)."""
-    return db.session.scalar(select(SyncJob.status).where(SyncJob.id == job_id)) == "succeeded"
-
-
 def _next_chunk(job: SyncJob) -> int | None:
     first = db.session.scalar(select(func.min(ImportRow.row_number)).where(
         ImportRow.job_id == job.id, ImportRow.outcome == "pending"))
@@ -552,7 +557,7 @@ def run_inline(job_id: int) -> SyncJob:
     """Run every step of a job in this process (the CLI; tests): same code as the workers, no queue."""
     next_chunk = stage(job_id)
     while next_chunk is not None:
-        next_chunk = process_chunk(job_id, next_chunk)
+        next_chunk = process_chunk(job_id, next_chunk).next_chunk
     job = _job(job_id)
     assert job is not None
     return job
