@@ -168,6 +168,18 @@ def test_login_creates_a_hashed_server_side_session(app, actors: Actors):
     assert activity(app, "auth.login")[0].actor_id == actors.ids["bob"]
 
 
+def test_a_signed_in_request_reads_its_session_and_member_in_one_statement(app, actors: Actors):
+    from tests.conftest import statements
+
+    bob = actors.client("bob")
+    bob.get("/auth/profile")  # the session's first use may touch last_seen_at
+    with statements(app) as seen:
+        assert bob.get("/auth/profile").status_code == 200
+    sessions = [s for s in seen if "FROM user_sessions" in s]
+    assert len(sessions) == 1 and "JOIN users" in sessions[0]
+    assert not any("FROM users" in s and "user_sessions" not in s for s in seen)
+
+
 def test_remember_me_is_opt_in_and_capped(app, actors: Actors):
     client = app.test_client()
     client.post("/auth/login", data={"email": "bob@example.org", "password": actors.PASSWORD, "remember": "y"})

@@ -7,7 +7,7 @@ from typing import Any
 from flask import Flask, Response, current_app, g, request, url_for
 from flask_login import AnonymousUserMixin, current_user
 
-from collectz.extensions import client_ip, db, login_manager
+from collectz.extensions import client_ip, login_manager
 from collectz.models import User, UserSession
 from collectz.services import audit
 from collectz.services import sessions as session_service
@@ -34,7 +34,7 @@ def _load_from_cookie(_request: Any) -> User | None:
     if row is None:
         return None
     g.user_session = row
-    return db.session.get(User, row.user_id)
+    return row.user  # loaded with the session row
 
 
 @login_manager.unauthorized_handler
