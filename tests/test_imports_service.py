@@ -448,3 +448,31 @@ def test_with_redis_down_a_new_import_waits_for_the_sweeper(make_app: Any, tmp_p
         assert [(r.job_id, r.step) for r in imports.sweep(stale_seconds=60)] == [(job.id, "stage")]
         assert db.session.get(SyncJob, job.id).status == "queued"
         db.session.remove()
+
+
+def test_the_sweeper_leaves_a_step_that_is_only_waiting_in_the_queue(app: Flask, actors: Actors, tmp_path: Path,
+                                                                      job_app: None) -> None:
+    """A job queued behind other work shows no sign of life either: its step, still in the queue, is not enqueued
+    a second time (two chains would run). A step that Redis lost is."""
+    from collectz import jobs
+    from collectz import queue as queues
+    from collectz.jobs import imports as import_jobs
+
+    jobs.set_app(app)
+    with app.app_context():
+        staged = staged_job(BOB, [book("a", "A"), book("b", "B")], chunk_size=1)
+        unstaged = _start_csv(_csv(tmp_path, "Title\nA\n"))
+        assert import_jobs.enqueue_chunk(staged, 0) and import_jobs.enqueue_stage(unstaged.id)
+        stale = utcnow() - timedelta(seconds=app.config["COLLECTZ"].IMPORT_STALE_SECONDS + 60)
+        db.session.execute(update(SyncJob).values(heartbeat_at=stale))
+        db.session.commit()
+        imports_queue = queues.get_queue("imports")
+        assert import_jobs.sweep_imports() == 0
+        assert sorted(imports_queue.get_job_ids()) == [f"import-{staged}-chunk-0", f"import-{unstaged.id}-stage"]
+        # Redis restarted empty: both steps are gone, and both are enqueued again, once.
+        queues.connection().flushdb()
+        db.session.execute(update(SyncJob).values(heartbeat_at=stale))
+        db.session.commit()
+        assert import_jobs.sweep_imports() == 2
+        assert sorted(imports_queue.get_job_ids()) == [f"import-{staged}-chunk-0", f"import-{unstaged.id}-stage"]
+        db.session.remove()
