@@ -476,3 +476,23 @@ def test_the_sweeper_leaves_a_step_that_is_only_waiting_in_the_queue(app: Flask,
         assert import_jobs.sweep_imports() == 2
         assert sorted(imports_queue.get_job_ids()) == [f"import-{staged}-chunk-0", f"import-{unstaged.id}-stage"]
         db.session.remove()
+
+
+def test_with_redis_down_the_sweeper_enqueues_nothing_and_says_so(make_app: Any, tmp_path: Path,
+                                                                  job_app: None) -> None:
+    """The sweep itself must not fail while Redis is down: it counts no step as enqueued, logs each stale job,
+    and the job waits for a later sweep."""
+    from collectz import jobs
+    from collectz.jobs import imports as import_jobs
+
+    app = make_app(REDIS_URL="redis://127.0.0.1:1/0")
+    Actors(app)
+    jobs.set_app(app)
+    with app.app_context():
+        job = _start_csv(_csv(tmp_path, "Title\nA\n"))
+        db.session.execute(update(SyncJob).where(SyncJob.id == job.id).values(
+            heartbeat_at=utcnow() - timedelta(minutes=10)))
+        db.session.commit()
+        assert import_jobs.sweep_imports() == 0
+        assert db.session.get(SyncJob, job.id).status == "queued"
+        db.session.remove()

@@ -71,7 +71,8 @@ def run_chunk(job_id: int, chunk: int) -> int | None:
 
 def sweep_imports() -> int:
     """Re-enqueue the step of every import that has shown no sign of life for IMPORT_STALE_SECONDS (unless that step
-    is only waiting its turn in the queue); returns how many were enqueued again."""
+    is only waiting its turn in the queue); returns how many were enqueued again (none while Redis is down: the
+    next sweep tries again)."""
     with app_context():
         from collectz.services import imports
 
@@ -80,10 +81,12 @@ def sweep_imports() -> int:
             if _waiting(step_id(revival.job_id, revival.step, revival.chunk)):
                 continue  # queued behind other work, not lost: enqueued again, it would run the job twice over
             if revival.step == "stage":
-                enqueue_stage(revival.job_id)
+                enqueued = enqueue_stage(revival.job_id)
             else:
-                enqueue_chunk(revival.job_id, revival.chunk or 0)
-            revived += 1
+                enqueued = enqueue_chunk(revival.job_id, revival.chunk or 0)
+            log.warning("import revived by the sweeper", extra={"fields": {
+                "job_id": revival.job_id, "status": revival.status, "step": revival.step, "enqueued": enqueued}})
+            revived += enqueued
         return revived
 
 

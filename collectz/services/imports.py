@@ -478,7 +478,7 @@ def process_chunk(job_id: int, chunk: int) -> ChunkDone:
     if next_chunk is None:
         _finish(job, "succeeded")
     db.session.commit()
-    return ChunkDone(next_chunk, succeeded_here=next_chunk is None and job.status == "succeeded")
+    return ChunkDone(next_chunk, succeeded_here=job.status == "succeeded")  # _finish ran here: it was running
 
 
 def _write_rows(job: SyncJob, library_id: int, rows: list[Any]) -> list[Outcome]:
@@ -797,11 +797,13 @@ class Revival:
     job_id: int
     step: str  # "stage" or "chunk"
     chunk: int | None
+    status: str  # the job's: queued or running
 
 
 def sweep(stale_seconds: int | None = None) -> list[Revival]:
     """Unfinished jobs with no sign of life for stale_seconds: the step each should run again. The caller
-    enqueues them; their heartbeat is reset so a job is not revived twice in one interval."""
+    enqueues those that are not still waiting in the queue (and logs them); every stale job's heartbeat is reset,
+    so none is looked at twice in one interval."""
     stale = stale_seconds if stale_seconds is not None else settings().IMPORT_STALE_SECONDS
     cutoff = utcnow() - timedelta(seconds=stale)
     jobs = list(db.session.scalars(select(SyncJob).where(
@@ -811,10 +813,9 @@ def sweep(stale_seconds: int | None = None) -> list[Revival]:
     for job in jobs:
         job.heartbeat_at = utcnow()
         if job.staged_at is None:
-            revived.append(Revival(job.id, "stage", None))
+            revived.append(Revival(job.id, "stage", None, job.status))
         else:
-            revived.append(Revival(job.id, "chunk", _next_chunk(job) or 0))
-        log.warning("import revived by the sweeper", extra={"fields": {"job_id": job.id, "status": job.status}})
+            revived.append(Revival(job.id, "chunk", _next_chunk(job) or 0, job.status))
     db.session.commit()
     return revived
 
