@@ -366,6 +366,16 @@ def test_bad_input_is_422_with_a_message_per_field_and_writes_nothing(app, actor
     assert activity(app, "media.created") == []
 
 
+def test_a_form_sent_back_with_errors_focuses_its_first_invalid_field(app, actors: Actors):
+    bob = actors.client("bob")
+    fresh = bob.get("/library/media/new").get_data(as_text=True)
+    assert re.findall(r'<input[^>]*autofocus[^>]*>', fresh) and 'id="item-title"' in re.findall(
+        r'<input[^>]*autofocus[^>]*>', fresh)[0]
+    resp = post_new(bob, media_type="book", title="The Left Hand of Darkness", isbn="0804429578")
+    focused = re.findall(r'<input[^>]*autofocus[^>]*>', resp.get_data(as_text=True))
+    assert resp.status_code == 422 and len(focused) == 1 and 'id="item-isbn"' in focused[0]
+
+
 def test_service_rules_are_field_errors_too(app, actors: Actors):
     """Rules the form alone cannot see come back from the service as messages on their fields."""
     bob = actors.client("bob")
