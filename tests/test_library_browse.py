@@ -14,7 +14,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import Select, event, func, select
+from sqlalchemy.sql.util import find_tables
 
 from collectz.extensions import db
 from collectz.models import Genre, Library, Media, MediaPerson, MediaUserState, MediaVariant, Person, User
@@ -279,6 +280,45 @@ def test_each_section_shows_its_types(library: dict[str, int], actors: Actors):
 def test_my_rating_is_each_members_own(library: dict[str, int], actors: Actors):
     carol = actors.client("carol")
     assert set(titles(carol.get("/library/?my_rating_min=5", headers=HX))) == {"Halo"}
+
+
+def test_the_same_view_shows_each_member_their_own_ratings(library: dict[str, int], actors: Actors):
+    # A view's statements are kept and run again: the viewer is part of what they are kept under.
+    bob, carol = actors.client("bob"), actors.client("carol")
+    for _ in range(2):
+        assert set(titles(bob.get("/library/?my_rating_min=5", headers=HX))) == {"Alien", "Dune"}
+        assert set(titles(carol.get("/library/?my_rating_min=5", headers=HX))) == {"Halo"}
+        assert titles(bob.get("/library/?sort=my_rating", headers=HX))[:3] == ["Alien", "Dune", "Tetris"]
+        assert titles(carol.get("/library/?sort=my_rating", headers=HX))[:1] == ["Halo"]
+
+
+def test_a_view_asked_again_runs_the_statements_it_built_before(app: Flask, library: dict[str, int],
+                                                                 actors: Actors):
+    """Building a page's statements (and SQLAlchemy's key for their compiled SQL) cost this process more than
+    the rest of a list request: the same view asked again reuses them; another view builds its own."""
+    with app.app_context():
+        engine = db.engine
+    ran: list[Any] = []
+
+    def record(_conn: Any, clauseelement: Any, *_args: Any) -> None:
+        if isinstance(clauseelement, Select) and Media.__table__ in find_tables(clauseelement):
+            ran.append(clauseelement)
+
+    bob = actors.client("bob")
+    event.listen(engine, "before_execute", record)
+    try:
+        runs = []
+        for url in ("/library/?genre=horror", "/library/?genre=horror", "/library/?genre=jazz"):
+            count_cache.clear()  # each request counts its total
+            ran.clear()
+            assert bob.get(url, headers=HX).status_code == 200
+            runs.append(list(ran))
+    finally:
+        event.remove(engine, "before_execute", record)
+    first, again, other = runs
+    assert len(first) == 2  # the total and the page
+    assert all(a is b for a, b in zip(first, again, strict=True))
+    assert not any(a is b for a in first for b in other)
 
 
 def test_nonsense_filter_values_are_ignored(library: dict[str, int], actors: Actors):

@@ -16,8 +16,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import threading
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any
@@ -288,8 +290,11 @@ def _value(value: Any, col: Any) -> Any:
     return cast(bound, col.type) if isinstance(col.type, Numeric) else bound
 
 
+_DEFAULT_LIBRARY = select(Library.id).where(Library.is_default.is_(True)).limit(1).scalar_subquery()
+
+
 def _default_library() -> Any:
-    return select(Library.id).where(Library.is_default.is_(True)).limit(1).scalar_subquery()
+    return _DEFAULT_LIBRARY
 
 
 def _like_escape(term: str) -> str:
@@ -445,9 +450,13 @@ def _conditions(actor: Actor, p: BrowseParams, *, walk: bool = False) -> list[Co
 
 # --- the page -----------------------------------------------------------------------------------------
 
+# media_user_state under an alias: the viewer's own row is joined on (media_id, user_id). Made once: an alias's
+# columns are set up when first read, which costs more than the rest of a page's statement.
+_MY_STATE = {name: MediaUserState.__table__.alias(name) for name in ("mine", "mine_key")}
+
+
 def _my_state(name: str = "mine") -> Any:
-    """media_user_state under an alias: the viewer's own row is joined on (media_id, user_id)."""
-    return MediaUserState.__table__.alias(name)
+    return _MY_STATE[name]
 
 
 _SORT_COLUMNS = {"title": Media.sort_title, "year": Media.year, "format": Media.formats_key,
@@ -545,28 +554,73 @@ class _Typed:
     type: Any
 
 
+_ROW_COLUMNS = (Media.id, Media.title, Media.media_type, Media.year, Media.formats, Media.rating, Media.added_by,
+                Media.cover_key, Media.thumb_key, Media.signed_by, Media.location, Media.created_at)
+_BYLINE = (
+    select(Person.name)
+    .join(MediaPerson, MediaPerson.person_id == Person.id)
+    .where(MediaPerson.media_id == Media.id, MediaPerson.role.in_(BYLINE_ROLES))
+    .order_by(MediaPerson.position)
+    .limit(1)
+    .correlate(Media)
+    .scalar_subquery()
+    .label("byline")
+)
+
+
 def _rows(actor: Actor, keys: Select[Any], p: BrowseParams) -> Select[Any]:
     """The page's rows: display columns, the viewer's rating and a byline, in the keys' order."""
     page = keys.subquery("page")
     mine = _my_state()
-    byline = (
-        select(Person.name)
-        .join(MediaPerson, MediaPerson.person_id == Person.id)
-        .where(MediaPerson.media_id == Media.id, MediaPerson.role.in_(BYLINE_ROLES))
-        .order_by(MediaPerson.position)
-        .limit(1)
-        .correlate(Media)
-        .scalar_subquery()
-    )
     desc = p.dir == "desc"
-    stmt = select(
-        Media.id, Media.title, Media.media_type, Media.year, Media.formats, Media.rating, Media.added_by,
-        Media.cover_key, Media.thumb_key, Media.signed_by, Media.location, Media.created_at,
-        mine.c.rating.label("my_rating"), byline.label("byline"), page.c.seg, page.c.key,
-    ).select_from(Media).join(page, page.c.id == Media.id)
+    stmt = select(*_ROW_COLUMNS, mine.c.rating.label("my_rating"), _BYLINE, page.c.seg, page.c.key,
+                  ).select_from(Media).join(page, page.c.id == Media.id)
     stmt = _join_mine(stmt, actor, mine, outer=True)
     return stmt.order_by(page.c.seg, page.c.key.desc() if desc else page.c.key.asc(),
                          page.c.id.desc() if desc else page.c.id.asc())
+
+
+# A view's statements, kept per process: the same view asked again (the first page of a section, a filter
+# followed from a link) skips building them and SQLAlchemy's key for its compiled SQL, about half of what a page
+# costs this process besides the database. Bound values are part of a statement, so the key is everything it
+# is built from: the dialect, the viewer and the view.
+MAX_STATEMENTS = 128
+_statements: OrderedDict[Any, Select[Any]] = OrderedDict()
+_statements_lock = threading.Lock()
+
+
+def _statement(key: Any, build: Callable[[], Select[Any]]) -> Select[Any]:
+    with _statements_lock:
+        found = _statements.get(key)
+        if found is not None:
+            _statements.move_to_end(key)
+            return found
+    stmt = build()
+    with _statements_lock:
+        _statements[key] = stmt
+        while len(_statements) > MAX_STATEMENTS:
+            _statements.popitem(last=False)
+    return stmt
+
+
+def _count_statement(actor: Actor, params: BrowseParams, dialect: str) -> Select[Any]:
+    # The filter set alone decides the total: a view's other pages and sorts share one statement.
+    same = replace(params, sort="title", dir="asc", per_page=DEFAULT_PER_PAGE, after="")
+    return _statement(("count", dialect, actor.id, same), lambda: select(func.count()).select_from(Media).where(
+        *_conditions(actor, same)))
+
+
+def _page_statement(actor: Actor, params: BrowseParams, dialect: str, strategy: str) -> Select[Any]:
+    def build() -> Select[Any]:
+        cursor = decode_cursor(params)
+        limit = params.per_page + 1
+        if strategy == "collect":
+            keys = _collect(actor, params, _conditions(actor, params), cursor, limit)
+        else:
+            keys = _walk(actor, params, _conditions(actor, params, walk=True), cursor, limit)
+        return _rows(actor, keys, params)
+
+    return _statement(("page", dialect, actor.id, params, strategy), build)
 
 
 def browse(actor: Actor, params: BrowseParams, *, strategy: str = "auto", small_set: int = SMALL_SET
@@ -576,20 +630,14 @@ def browse(actor: Actor, params: BrowseParams, *, strategy: str = "auto", small_
     `auto`: up to `small_set` matches are collected and sorted, more are found by walking the sort's index;
     `collect` and `walk` force one way (both give the same pages)."""
     generations = count_cache.tune_and_read()  # PostgreSQL: the planner settings, and the count generations
-    conds = _conditions(actor, params)
-    total = count_cache.count(select(func.count()).select_from(Media).where(*conds), generations,
+    dialect = db.session.get_bind().dialect.name
+    total = count_cache.count(_count_statement(actor, params, dialect), generations,
                               reads_user_state=params.filters_my_ratings)
     if strategy == "auto":
         strategy = "collect" if total <= small_set else "walk"
     if total == 0:
         return BrowsePage(params, [], 0, None, strategy)
-    cursor = decode_cursor(params)
-    limit = params.per_page + 1
-    if strategy == "collect":
-        keys = _collect(actor, params, conds, cursor, limit)
-    else:
-        keys = _walk(actor, params, _conditions(actor, params, walk=True), cursor, limit)
-    rows = list(db.session.execute(_rows(actor, keys, params)).all())
+    rows = list(db.session.execute(_page_statement(actor, params, dialect, strategy)).all())
     next_cursor = None
     if len(rows) > params.per_page:
         rows = rows[: params.per_page]
