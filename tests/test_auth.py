@@ -180,6 +180,30 @@ def test_a_signed_in_request_reads_its_session_and_member_in_one_statement(app, 
     assert not any("FROM users" in s and "user_sessions" not in s for s in seen)
 
 
+def test_every_signed_in_request_runs_one_session_statement_built_once(app, actors: Actors):
+    from sqlalchemy import event
+    from sqlalchemy.sql.util import find_tables
+
+    with app.app_context():
+        engine = db.engine
+    ran: list[object] = []
+
+    def record(_conn, clauseelement, *_args) -> None:
+        if UserSession.__table__ in find_tables(clauseelement):
+            ran.append(clauseelement)
+
+    bob, carol = actors.client("bob"), actors.client("carol")
+    bob.get("/auth/profile")  # the sessions' first use may touch last_seen_at
+    carol.get("/auth/profile")
+    event.listen(engine, "before_execute", record)
+    try:
+        for client in (bob, carol, bob):
+            assert client.get("/auth/profile").status_code == 200
+    finally:
+        event.remove(engine, "before_execute", record)
+    assert len(ran) == 3 and ran[0] is ran[1] is ran[2]
+
+
 def test_remember_me_is_opt_in_and_capped(app, actors: Actors):
     client = app.test_client()
     client.post("/auth/login", data={"email": "bob@example.org", "password": actors.PASSWORD, "remember": "y"})
