@@ -527,14 +527,16 @@ def _collect(actor: Actor, p: BrowseParams, conds: list[ColumnElement[bool]], cu
     the planner cannot turn them into a walk of the sort index, and as cheaply as the count found them); then
     each id's sort key is looked up, and the keys sorted."""
     desc = p.dir == "desc"
-    ids = select(Media.id.label("id")).where(*conds).cte("matching").prefix_with("MATERIALIZED")
     if p.sort == "my_rating":
+        ids = select(Media.id.label("id")).where(*conds).cte("matching").prefix_with("MATERIALIZED")
         mine = _my_state("mine_key")
         lookup = select(mine.c.rating).where(mine.c.media_id == ids.c.id, mine.c.user_id == actor.id)
-    else:
-        lookup = select(_SORT_COLUMNS[p.sort]).where(Media.id == ids.c.id)
-    key_type = lookup.selected_columns[0].type
-    keyed = select(ids.c.id, lookup.scalar_subquery().label("key")).cte("keyed").prefix_with("MATERIALIZED")
+        key_type = lookup.selected_columns[0].type
+        keyed = select(ids.c.id, lookup.scalar_subquery().label("key")).cte("keyed").prefix_with("MATERIALIZED")
+    else:  # the item's own column: read with the row that matched (looking it up again by id cost as much again)
+        key_type = _SORT_COLUMNS[p.sort].type
+        keyed = select(Media.id.label("id"), _SORT_COLUMNS[p.sort].label("key")).where(*conds).cte(
+            "keyed").prefix_with("MATERIALIZED")
     mkey, mid = keyed.c.key, keyed.c.id
     nullable = SORTS[p.sort].nullable
     seg = cast(mkey.is_(None), Integer) if nullable else literal(0, Integer)
