@@ -321,6 +321,20 @@ def test_a_view_asked_again_runs_the_statements_it_built_before(app: Flask, libr
     assert not any(a is b for a in first for b in other)
 
 
+def test_a_page_row_names_each_column_the_page_statement_reads(app: Flask, library: dict[str, int],
+                                                                actors: Actors):
+    # Rows become plain named tuples by position: their names must be the statement's columns, in order.
+    with app.test_request_context():
+        actor = db.session.get(User, actors.ids["bob"])
+        for sort in queries.SORTS:
+            for strategy in ("walk", "collect"):
+                params = queries.BrowseParams.from_args("all", {"sort": sort})
+                stmt = queries._page_statement(actor, params, db.session.get_bind().dialect.name, strategy)
+                assert tuple(db.session.execute(stmt).keys()) == queries.ListRow._fields, (sort, strategy)
+                page = queries.browse(actor, params, strategy=strategy)
+                assert page.rows and all(type(row) is queries.ListRow for row in page.rows)
+
+
 def test_nonsense_filter_values_are_ignored(library: dict[str, int], actors: Actors):
     resp = actors.client("bob").get("/library/?year_from=abc&rating_min=11&resolution=8K&sort=colour&dir=up"
                                     "&per_page=-4&signed=maybe", headers=HX)

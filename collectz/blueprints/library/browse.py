@@ -35,7 +35,7 @@ def _browse(section: str, block: str) -> Response:
     options = None if htmx.is_fragment_request() else queries.filter_options()
     resp = htmx.render("library/index.html", block=block, section=section, params=params, page=page, view=view,
                        options=options, sorts=queries.SORTS, selectable=actor.can_write,
-                       can_edit=lambda row: can_edit_media(actor, row))
+                       editable={row.id for row in page.rows if can_edit_media(actor, row)})
     if chosen:
         resp.set_cookie(VIEW_COOKIE, view, max_age=VIEW_COOKIE_AGE, httponly=True, samesite="Lax",
                         secure=request.is_secure)
