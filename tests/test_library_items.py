@@ -552,6 +552,19 @@ def test_detail_view_runs_a_constant_number_of_queries(app, actors: Actors):
     assert counts["small"] == counts["big"] <= 9, counts
 
 
+def test_saving_ones_rating_in_place_reads_no_credits_genres_or_seasons(app, actors: Actors):
+    # The in-place answer is the state block alone: what only the rest of the page shows is never read.
+    bob = actors.client("bob")
+    media_id = created_id(post_new(bob, media_type="tv_series", title="Small", people_cast="A", genres="G",
+                                   **{"seasons-0-number": "1"}))
+    with statements(app) as seen:
+        resp = bob.post(f"/library/media/{media_id}/state", data={"rating": "5"}, headers={"HX-Request": "true"})
+    assert resp.status_code == 200 and "Saved." in resp.get_data(as_text=True)
+    assert not [s for s in seen if "FROM media_people" in s or "media_genres" in s or "media_seasons" in s]
+    page = bob.get(f"/library/media/{media_id}").get_data(as_text=True)
+    assert "<dt>Cast</dt>" in page and "<li>G</li>" in page and "Owned seasons" in page
+
+
 # --- who may do what ------------------------------------------------------------------------------
 
 ACTORS = ("alice", "bob", "carol", "vera")

@@ -14,7 +14,7 @@ from flask_login import current_user
 from collectz.blueprints.library import bp
 from collectz.blueprints.library.forms import MediaForm, StateForm, media_form
 from collectz.models import Media, User
-from collectz.models.media_types import PERSON_ROLES, TYPE_DETAILS
+from collectz.models.media_types import TYPE_DETAILS
 from collectz.security.permissions import require_writer
 from collectz.services import media as media_service
 from collectz.services import user_state
@@ -40,7 +40,7 @@ def _render_detail(media_id: int, block: str = "detail", status: int = 200, form
     """The detail panel (or one of its blocks) with everything it shows."""
     detail = media_service.get_detail(_actor(), media_id)
     return htmx.render("library/media_detail.html", block=block, status=status, media=detail.media, detail=detail,
-                       person_roles=PERSON_ROLES, type_details=TYPE_DETAILS[detail.media.media_type],
+                       type_details=TYPE_DETAILS[detail.media.media_type],
                        state_form=form or StateForm(formdata=None, obj=detail.state), **extra)
 
 
