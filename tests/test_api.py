@@ -297,6 +297,17 @@ def test_create_get_update_and_delete_an_item_with_its_events(world: World) -> N
     assert activity(world.app, "media.updated")[0].details["changed"]["notes"] == {"from": None, "to": "Signed"}
 
 
+def test_the_list_says_which_items_each_member_may_edit(world: World) -> None:
+    bobs, carols = world.new_item("bob", "Bob's book"), world.new_item("carol", "Carol's book")
+
+    def editable(name: str) -> dict[int, bool]:
+        return {i["id"]: i["can_edit"] for i in world.bearer(name).get(f"{API}/media").get_json()["items"]}
+
+    assert editable("bob") == {bobs: True, carols: False}
+    assert editable("alice") == {bobs: True, carols: True}  # an admin edits anything
+    assert editable("vera") == {bobs: False, carols: False}  # a viewer edits nothing
+
+
 def test_the_list_searches_filters_sorts_and_pages_by_cursor(world: World) -> None:
     for year, title in enumerate(["Alien", "Aliens", "Blade Runner", "Brazil", "Dune"], start=1979):
         world.new_item("bob", title, year=year)

@@ -329,7 +329,7 @@ def test_a_page_row_names_each_column_the_page_statement_reads(app: Flask, libra
         for sort in queries.SORTS:
             for strategy in ("walk", "collect"):
                 params = queries.BrowseParams.from_args("all", {"sort": sort})
-                stmt = queries._page_statement(actor, params, db.session.get_bind().dialect.name, strategy)
+                stmt = queries._page_statement(db.session.get_bind().dialect.name, actor.id, params, strategy)
                 assert tuple(db.session.execute(stmt).keys()) == queries.ListRow._fields, (sort, strategy)
                 page = queries.browse(actor, params, strategy=strategy)
                 assert page.rows and all(type(row) is queries.ListRow for row in page.rows)

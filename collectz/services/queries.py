@@ -16,12 +16,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import threading
 import unicodedata
-from collections import OrderedDict, namedtuple
-from collections.abc import Callable, Mapping, Sequence
+from collections import namedtuple
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -56,7 +56,7 @@ from collectz.models import (
     Person,
 )
 from collectz.models.media_types import LIBRARY_SECTIONS
-from collectz.security.permissions import Actor
+from collectz.security.permissions import Actor, can_edit_media
 from collectz.services import count_cache
 from collectz.services.identifiers import parse_lookup
 from collectz.services.indexing import FORMAT_SEP, RESOLUTIONS, format_key
@@ -240,6 +240,7 @@ class BrowsePage:
     next_cursor: str | None = None
     strategy: str = "walk"
     extra: dict[str, Any] = field(default_factory=dict)
+    editable: frozenset[int] = frozenset()  # the ids of the rows the viewer may edit
 
     @property
     def has_next(self) -> bool:
@@ -291,10 +292,6 @@ def _value(value: Any, col: Any) -> Any:
 
 
 _DEFAULT_LIBRARY = select(Library.id).where(Library.is_default.is_(True)).limit(1).scalar_subquery()
-
-
-def _default_library() -> Any:
-    return _DEFAULT_LIBRARY
 
 
 def _like_escape(term: str) -> str:
@@ -397,14 +394,14 @@ def _people_condition(roles: Sequence[str], name: str, c: _Columns) -> ColumnEle
                                                        MediaPerson.person_id.in_(people)), MediaPerson.media_id)
 
 
-def _conditions(actor: Actor, p: BrowseParams, *, walk: bool = False) -> list[ColumnElement[bool]]:
+def _conditions(viewer: int, p: BrowseParams, *, walk: bool = False) -> list[ColumnElement[bool]]:
     """The filter set as SQL conditions; `walk`: only the library (and type, where the sort's index starts
     with it) may choose the index."""
     types = LIBRARY_SECTIONS[p.section][1]
     own_indexed = bool(types) or p.platform or p.resolution or p.location or p.signed or any(
         v is not None for v in (p.year_from, p.year_to, p.rating_min, p.rating_max))
     c = _Columns(driving=not walk, keep=_SORT_COLUMNS.get(p.sort), ids_drive=not own_indexed)
-    conds: list[ColumnElement[bool]] = [Media.library_id == _default_library()]
+    conds: list[ColumnElement[bool]] = [Media.library_id == _DEFAULT_LIBRARY]
     if len(types) == 1:
         type_col = Media.media_type if not walk or p.sort in ("title", "year") else c(Media.media_type)
         conds.append(type_col == types[0])
@@ -434,7 +431,7 @@ def _conditions(actor: Actor, p: BrowseParams, *, walk: bool = False) -> list[Co
     if p.rating_max is not None:
         conds.append(c(Media.rating) <= _value(p.rating_max, Media.rating))
     if p.filters_my_ratings:
-        mine = select(MediaUserState.media_id).where(MediaUserState.user_id == actor.id,
+        mine = select(MediaUserState.media_id).where(MediaUserState.user_id == viewer,
                                                       MediaUserState.rating.is_not(None))
         if p.my_rating_min is not None:
             mine = mine.where(MediaUserState.rating >= p.my_rating_min)
@@ -450,13 +447,11 @@ def _conditions(actor: Actor, p: BrowseParams, *, walk: bool = False) -> list[Co
 
 # --- the page -----------------------------------------------------------------------------------------
 
-# media_user_state under an alias: the viewer's own row is joined on (media_id, user_id). Made once: an alias's
-# columns are set up when first read, which costs more than the rest of a page's statement.
-_MY_STATE = {name: MediaUserState.__table__.alias(name) for name in ("mine", "mine_key")}
-
-
-def _my_state(name: str = "mine") -> Any:
-    return _MY_STATE[name]
+# media_user_state under an alias: the viewer's own row is joined on (media_id, user_id); one alias for the page's
+# rows, one for a sort by the viewer's rating. Made once: an alias's columns are set up when first read, which costs
+# more than the rest of a page's statement.
+_MINE = MediaUserState.__table__.alias("mine")
+_MINE_KEY = MediaUserState.__table__.alias("mine_key")
 
 
 _SORT_COLUMNS = {"title": Media.sort_title, "year": Media.year, "format": Media.formats_key,
@@ -474,8 +469,8 @@ def _sort_key(p: BrowseParams, mine: Any) -> ColumnElement[Any]:
     }[p.sort]
 
 
-def _join_mine(stmt: Select[Any], actor: Actor, mine: Any, *, outer: bool) -> Select[Any]:
-    on = and_(mine.c.media_id == Media.id, mine.c.user_id == actor.id)
+def _join_mine(stmt: Select[Any], viewer: int, mine: Any, *, outer: bool) -> Select[Any]:
+    on = and_(mine.c.media_id == Media.id, mine.c.user_id == viewer)
     return stmt.outerjoin(mine, on) if outer else stmt.join(mine, on)
 
 
@@ -484,10 +479,10 @@ def _after(key: ColumnElement[Any], cursor: tuple[Any, int], descending: bool) -
     return pair < bound if descending else pair > bound
 
 
-def _walk(actor: Actor, p: BrowseParams, conds: list[ColumnElement[bool]], cursor: tuple[Any, int] | None,
+def _walk(viewer: int, p: BrowseParams, conds: list[ColumnElement[bool]], cursor: tuple[Any, int] | None,
           limit: int) -> Select[Any]:
     """(seg, key, id) of the next rows, walking the sort's index: non-NULL keys, then NULL keys by id."""
-    mine = _my_state("mine_key")
+    mine = _MINE_KEY
     key = _sort_key(p, mine)
     desc = p.dir == "desc"
     order_id = Media.id.desc() if desc else Media.id.asc()
@@ -496,7 +491,7 @@ def _walk(actor: Actor, p: BrowseParams, conds: list[ColumnElement[bool]], curso
         first = select(literal(0, Integer).label("seg"), key.label("key"), Media.id.label("id")).select_from(
             Media).where(*conds)
         if p.sort == "my_rating":
-            first = _join_mine(first, actor, mine, outer=False)
+            first = _join_mine(first, viewer, mine, outer=False)
         if SORTS[p.sort].nullable:
             first = first.where(key.is_not(None))
         if cursor is not None:
@@ -506,7 +501,7 @@ def _walk(actor: Actor, p: BrowseParams, conds: list[ColumnElement[bool]], curso
         second = select(literal(1, Integer).label("seg"), cast(null(), key.type).label("key"),
                         Media.id.label("id")).select_from(Media).where(*conds)
         if p.sort == "my_rating":
-            second = second.where(~exists().where(mine.c.media_id == Media.id, mine.c.user_id == actor.id,
+            second = second.where(~exists().where(mine.c.media_id == Media.id, mine.c.user_id == viewer,
                                                   mine.c.rating.is_not(None)))
         else:
             second = second.where(key.is_(None))
@@ -521,16 +516,16 @@ def _walk(actor: Actor, p: BrowseParams, conds: list[ColumnElement[bool]], curso
         both.c.id.desc() if desc else both.c.id.asc()).limit(limit)
 
 
-def _collect(actor: Actor, p: BrowseParams, conds: list[ColumnElement[bool]], cursor: tuple[Any, int] | None,
+def _collect(viewer: int, p: BrowseParams, conds: list[ColumnElement[bool]], cursor: tuple[Any, int] | None,
              limit: int) -> Select[Any]:
-    """(seg, key, id) of the next rows of a small matching set. The ids are collected first (materialised, so
-    the planner cannot turn them into a walk of the sort index, and as cheaply as the count found them); then
-    each id's sort key is looked up, and the keys sorted."""
+    """(seg, key, id) of the next rows of a small matching set. The matches are collected first with their sort
+    keys (materialised, so the planner cannot turn them into a walk of the sort index); a sort by the viewer's own
+    rating looks each match's key up in a second step. Then the keys are sorted."""
     desc = p.dir == "desc"
     if p.sort == "my_rating":
         ids = select(Media.id.label("id")).where(*conds).cte("matching").prefix_with("MATERIALIZED")
-        mine = _my_state("mine_key")
-        lookup = select(mine.c.rating).where(mine.c.media_id == ids.c.id, mine.c.user_id == actor.id)
+        mine = _MINE_KEY
+        lookup = select(mine.c.rating).where(mine.c.media_id == ids.c.id, mine.c.user_id == viewer)
         key_type = lookup.selected_columns[0].type
         keyed = select(ids.c.id, lookup.scalar_subquery().label("key")).cte("keyed").prefix_with("MATERIALIZED")
     else:  # the item's own column: read with the row that matched (looking it up again by id cost as much again)
@@ -575,14 +570,14 @@ _BYLINE = (
 ListRow = namedtuple("ListRow", [c.key for c in _ROW_COLUMNS] + ["my_rating", "byline", "seg", "key"])
 
 
-def _rows(actor: Actor, keys: Select[Any], p: BrowseParams) -> Select[Any]:
+def _rows(viewer: int, keys: Select[Any], p: BrowseParams) -> Select[Any]:
     """The page's rows: display columns, the viewer's rating and a byline, in the keys' order."""
     page = keys.subquery("page")
-    mine = _my_state()
+    mine = _MINE
     desc = p.dir == "desc"
     stmt = select(*_ROW_COLUMNS, mine.c.rating.label("my_rating"), _BYLINE, page.c.seg, page.c.key,
                   ).select_from(Media).join(page, page.c.id == Media.id)
-    stmt = _join_mine(stmt, actor, mine, outer=True)
+    stmt = _join_mine(stmt, viewer, mine, outer=True)
     return stmt.order_by(page.c.seg, page.c.key.desc() if desc else page.c.key.asc(),
                          page.c.id.desc() if desc else page.c.id.asc())
 
@@ -590,44 +585,24 @@ def _rows(actor: Actor, keys: Select[Any], p: BrowseParams) -> Select[Any]:
 # A view's statements, kept per process: the same view asked again (the first page of a section, a filter
 # followed from a link) skips building them and SQLAlchemy's key for its compiled SQL, about half of what a page
 # costs this process besides the database. Bound values are part of a statement, so the key is everything it
-# is built from: the dialect, the viewer and the view.
+# is built from: the dialect (the builders read it from the session), the viewer and the view.
 MAX_STATEMENTS = 128
-_statements: OrderedDict[Any, Select[Any]] = OrderedDict()
-_statements_lock = threading.Lock()
 
 
-def _statement(key: Any, build: Callable[[], Select[Any]]) -> Select[Any]:
-    with _statements_lock:
-        found = _statements.get(key)
-        if found is not None:
-            _statements.move_to_end(key)
-            return found
-    stmt = build()
-    with _statements_lock:
-        _statements[key] = stmt
-        while len(_statements) > MAX_STATEMENTS:
-            _statements.popitem(last=False)
-    return stmt
+@lru_cache(maxsize=MAX_STATEMENTS)
+def _count_statement(dialect: str, viewer: int, filters: BrowseParams) -> Select[Any]:
+    return select(func.count()).select_from(Media).where(*_conditions(viewer, filters))
 
 
-def _count_statement(actor: Actor, params: BrowseParams, dialect: str) -> Select[Any]:
-    # The filter set alone decides the total: a view's other pages and sorts share one statement.
-    same = replace(params, sort="title", dir="asc", per_page=DEFAULT_PER_PAGE, after="")
-    return _statement(("count", dialect, actor.id, same), lambda: select(func.count()).select_from(Media).where(
-        *_conditions(actor, same)))
-
-
-def _page_statement(actor: Actor, params: BrowseParams, dialect: str, strategy: str) -> Select[Any]:
-    def build() -> Select[Any]:
-        cursor = decode_cursor(params)
-        limit = params.per_page + 1
-        if strategy == "collect":
-            keys = _collect(actor, params, _conditions(actor, params), cursor, limit)
-        else:
-            keys = _walk(actor, params, _conditions(actor, params, walk=True), cursor, limit)
-        return _rows(actor, keys, params)
-
-    return _statement(("page", dialect, actor.id, params, strategy), build)
+@lru_cache(maxsize=MAX_STATEMENTS)
+def _page_statement(dialect: str, viewer: int, params: BrowseParams, strategy: str) -> Select[Any]:
+    cursor = decode_cursor(params)
+    limit = params.per_page + 1
+    if strategy == "collect":
+        keys = _collect(viewer, params, _conditions(viewer, params), cursor, limit)
+    else:
+        keys = _walk(viewer, params, _conditions(viewer, params, walk=True), cursor, limit)
+    return _rows(viewer, keys, params)
 
 
 def browse(actor: Actor, params: BrowseParams, *, strategy: str = "auto", small_set: int = SMALL_SET
@@ -638,19 +613,22 @@ def browse(actor: Actor, params: BrowseParams, *, strategy: str = "auto", small_
     `collect` and `walk` force one way (both give the same pages)."""
     generations = count_cache.tune_and_read()  # PostgreSQL: the planner settings, and the count generations
     dialect = db.session.get_bind().dialect.name
-    total = count_cache.count(_count_statement(actor, params, dialect), generations,
+    # The filter set alone decides the total: a view's other pages and sorts share one statement.
+    filters = replace(params, sort="title", dir="asc", per_page=DEFAULT_PER_PAGE, after="")
+    total = count_cache.count(_count_statement(dialect, actor.id, filters), generations,
                               reads_user_state=params.filters_my_ratings)
     if strategy == "auto":
         strategy = "collect" if total <= small_set else "walk"
     if total == 0:
         return BrowsePage(params, [], 0, None, strategy)
-    rows = list(map(ListRow._make, db.session.execute(_page_statement(actor, params, dialect, strategy))))
+    rows = list(map(ListRow._make, db.session.execute(_page_statement(dialect, actor.id, params, strategy))))
     next_cursor = None
     if len(rows) > params.per_page:
         rows = rows[: params.per_page]
         last = rows[-1]
         next_cursor = encode_cursor(params, None if last.seg else last.key, last.id)
-    return BrowsePage(params, rows, total, next_cursor, strategy)
+    editable = frozenset(row.id for row in rows if can_edit_media(actor, row))
+    return BrowsePage(params, rows, total, next_cursor, strategy, editable=editable)
 
 
 # --- what the filter panel offers ---------------------------------------------------------------------
@@ -669,7 +647,7 @@ def filter_options() -> FilterOptions:
     """Choices for the filter panel: genres, platforms and locations in use (two queries)."""
     genres = [(key, name) for key, name in db.session.execute(select(Genre.name_key, Genre.name).order_by(
         Genre.name_key))]
-    library = _default_library()
+    library = _DEFAULT_LIBRARY
     platforms = select(literal("platform").label("kind"), Media.platform.label("value")).where(
         Media.library_id == library, Media.platform.is_not(None)).distinct()
     locations = select(literal("location").label("kind"), Media.location.label("value")).where(

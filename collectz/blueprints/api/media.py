@@ -80,7 +80,7 @@ def media_list() -> Response:
         message = "This cursor does not belong to this sort: start again without it."
         raise InvalidInput(message, fields={"cursor": message})
     actor = auth.actor()
-    return jsonify(outputs.media_page(actor, queries.browse(actor, params)))
+    return jsonify(outputs.media_page(queries.browse(actor, params)))
 
 
 def _detail(media_id: int) -> dict[str, Any]:

@@ -6,7 +6,6 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from collectz.models import ApiToken, ImportRow, Invite, MediaUserState, SyncJob, User, UserSession
-from collectz.security.permissions import can_edit_media
 from collectz.services.activity import ActivityEntry, ActivityPage
 from collectz.services.flags import FlagState
 from collectz.services.invites import InviteRow
@@ -59,12 +58,12 @@ def media(detail: MediaDetail) -> dict[str, Any]:
     }
 
 
-def media_page(actor: User, page: BrowsePage) -> dict[str, Any]:
+def media_page(page: BrowsePage) -> dict[str, Any]:
     items = [{
         "id": row.id, "title": row.title, "media_type": row.media_type, "year": row.year,
         "formats": list(row.formats or []), "rating": None if row.rating is None else float(row.rating),
         "my_rating": row.my_rating, "byline": row.byline, "location": row.location, "signed": bool(row.signed_by),
-        "added_by": row.added_by, "created_at": when(row.created_at), "can_edit": can_edit_media(actor, row),
+        "added_by": row.added_by, "created_at": when(row.created_at), "can_edit": row.id in page.editable,
     } for row in page.rows]
     return {"items": items, "next": page.next_cursor, "total": page.total}
 

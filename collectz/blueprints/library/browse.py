@@ -7,7 +7,6 @@ from flask_login import current_user
 
 from collectz.blueprints.library import bp
 from collectz.models.media_types import LIBRARY_SECTIONS
-from collectz.security.permissions import can_edit_media
 from collectz.services import bulk, queries
 from collectz.web import htmx
 from collectz.web.forms import safe_next
@@ -34,8 +33,7 @@ def _browse(section: str, block: str) -> Response:
     page = queries.browse(actor, params)
     options = None if htmx.is_fragment_request() else queries.filter_options()
     resp = htmx.render("library/index.html", block=block, section=section, params=params, page=page, view=view,
-                       options=options, sorts=queries.SORTS, selectable=actor.can_write,
-                       editable={row.id for row in page.rows if can_edit_media(actor, row)})
+                       options=options, sorts=queries.SORTS, selectable=actor.can_write)
     if chosen:
         resp.set_cookie(VIEW_COOKIE, view, max_age=VIEW_COOKIE_AGE, httponly=True, samesite="Lax",
                         secure=request.is_secure)

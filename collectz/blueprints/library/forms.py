@@ -133,6 +133,11 @@ class MediaForm(FlaskForm):
         return name in self._fields
 
     @property
+    def first_invalid(self) -> str | None:
+        """The name of the first field with an error (a form sent back focuses it), or None."""
+        return next((name for name in self.errors if name is not None), None)
+
+    @property
     def is_rerender(self) -> bool:
         """A post that asks to change type or add rows: show the form again, save nothing."""
         return bool(self.change_type.data or self.more_seasons.data)
