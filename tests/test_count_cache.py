@@ -1,6 +1,7 @@
-"""Kept library counts (services.count_cache, PostgreSQL): a total is counted once while nothing it reads changes,
-and every committed write to what it reads — by the app, by an import's bulk statements or by hand — makes the
-next page count again. A member rating an item keeps the counts that do not read ratings."""
+"""Kept library counts and pages (services.count_cache, PostgreSQL): a total is counted, and a page's rows found,
+once while nothing they read changes, and every committed write to what they read — by the app, by an import's bulk
+statements or by hand — makes the next page count and find again. A member rating an item keeps the counts and
+pages that do not read ratings, and still sees the rating at once."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from collectz.models import User
 from collectz.services import backup, count_cache, queries
 from tests.conftest import Actors, pg_database_url
 from tests.conftest import statements as sql_statements
-from tests.test_library_browse import HX, add_item, total
+from tests.test_library_browse import HX, add_item, titles, total
 
 
 @pytest.fixture(autouse=True)
@@ -44,6 +45,14 @@ def counted(app: Flask, client: Any, url: str) -> tuple[int, bool]:
         resp = client.get(url, headers=HX)
     assert resp.status_code == 200, url
     return total(resp), any(s.lstrip().startswith("SELECT count(*)") for s in seen)
+
+
+def paged(app: Flask, client: Any, url: str) -> tuple[list[str], bool]:
+    """(the titles the page shows, whether the request found its rows in SQL)."""
+    with sql_statements(app) as seen:
+        resp = client.get(url, headers=HX)
+    assert resp.status_code == 200, url
+    return titles(resp), any(" AS byline" in s for s in seen)
 
 
 def run_sql(app: Flask, sql: str, **params: Any) -> None:
@@ -192,3 +201,61 @@ def test_a_transaction_moves_a_generation_once_however_many_statements_it_runs(a
     run_sql(app, "UPDATE media SET notes = NULL")
     run_sql(app, "UPDATE media SET notes = 'x'")
     assert catalog() == before + 3
+
+
+@pytest.mark.parametrize("change", list(WRITES))
+def test_every_committed_write_to_what_a_page_reads_finds_it_again(app: Flask, shelf: dict[str, int],
+                                                                   actors: Actors, change: str) -> None:
+    url, before, sql, after = WRITES[change]
+    bob = actors.client("bob")
+    shown, found = paged(app, bob, url)
+    assert (len(shown), found) == (before, True)
+    assert paged(app, bob, url) == (shown, False)
+    run_sql(app, sql)
+    shown, found = paged(app, bob, url)
+    assert (len(shown), found) == (after, after > 0), change  # (no rows to find when the total is 0)
+
+
+def test_a_kept_page_is_each_viewers_own_and_shows_a_new_rating_at_once(app: Flask, shelf: dict[str, int],
+                                                                        actors: Actors) -> None:
+    bob, carol = actors.client("bob"), actors.client("carol")
+    assert paged(app, bob, "/library/") == (["Alien", "Dune", "Heat"], True)
+    assert paged(app, bob, "/library/") == (["Alien", "Dune", "Heat"], False)
+    assert paged(app, carol, "/library/")[1] is True  # carol's page is her own
+    assert paged(app, bob, "/library/?sort=my_rating") == (["Dune", "Heat", "Alien"], True)  # unrated: by id
+    resp = bob.post(f"/library/media/{shelf['Heat']}/state", data={"rating": "8", "status": ""})
+    assert resp.status_code in (200, 303)
+    # The rows of /library/ do not depend on ratings: kept, and the rating (read apart) shows at once.
+    with sql_statements(app) as seen:
+        html = bob.get("/library/", headers=HX).get_data(as_text=True)
+    assert not any(" AS byline" in s for s in seen)
+    assert "Mine 8" in html
+    assert "Mine 8" not in carol.get("/library/", headers=HX).get_data(as_text=True)
+    # A sort by the viewer's rating reads ratings: found again, in the new order.
+    assert paged(app, bob, "/library/?sort=my_rating") == (["Heat", "Dune", "Alien"], True)
+
+
+def test_a_transaction_that_wrote_neither_uses_nor_keeps_pages(app: Flask, shelf: dict[str, int],
+                                                               actors: Actors) -> None:
+    bob = actors.client("bob")
+    assert paged(app, bob, "/library/") == (["Alien", "Dune", "Heat"], True)
+    with app.test_request_context():
+        actor = db.session.get(User, actors.ids["bob"])
+        db.session.execute(text("UPDATE media SET title = 'Ran' WHERE title = 'Heat'"))
+        page = queries.browse(actor, queries.BrowseParams.from_args("all", {}))
+        assert [row.title for row in page.rows] == ["Alien", "Dune", "Ran"]  # its own write, not the kept page
+        db.session.rollback()
+        db.session.remove()
+    assert paged(app, bob, "/library/") == (["Alien", "Dune", "Heat"], False)  # still right: rolled back
+
+
+def test_an_export_walks_its_pages_without_keeping_them(app: Flask, shelf: dict[str, int], actors: Actors) -> None:
+    from collectz.services import export
+
+    with app.test_request_context():
+        actor = db.session.get(User, actors.ids["bob"])
+        text_out = "".join(export.export_csv(actor, queries.BrowseParams.from_args("all", {}), page_size=1))
+        db.session.remove()
+    assert all(title in text_out for title in ("Alien", "Dune", "Heat"))
+    assert not count_cache._pages  # three pages of one item, none kept
+    assert paged(app, actors.client("bob"), "/library/")[1] is True

@@ -323,14 +323,15 @@ def test_a_view_asked_again_runs_the_statements_it_built_before(app: Flask, libr
 
 def test_a_page_row_names_each_column_the_page_statement_reads(app: Flask, library: dict[str, int],
                                                                 actors: Actors):
-    # Rows become plain named tuples by position: their names must be the statement's columns, in order.
+    # Rows become plain named tuples by position: their names must be the statement's columns, in order (then the
+    # viewer's own rating, read apart).
     with app.test_request_context():
         actor = db.session.get(User, actors.ids["bob"])
         for sort in queries.SORTS:
             for strategy in ("walk", "collect"):
                 params = queries.BrowseParams.from_args("all", {"sort": sort})
                 stmt = queries._page_statement(db.session.get_bind().dialect.name, actor.id, params, strategy)
-                assert tuple(db.session.execute(stmt).keys()) == queries.ListRow._fields, (sort, strategy)
+                assert (*db.session.execute(stmt).keys(), "my_rating") == queries.ListRow._fields, (sort, strategy)
                 page = queries.browse(actor, params, strategy=strategy)
                 assert page.rows and all(type(row) is queries.ListRow for row in page.rows)
 
@@ -623,3 +624,71 @@ def test_bulk_delete_removes_what_hangs_off_the_items(app: Flask, library: dict[
         assert db.session.scalar(select(func.count()).select_from(MediaUserState)
                                  .where(MediaUserState.media_id == library["Alien"])) == 0
 
+
+
+# --- rendered rows, kept (blueprints.library.browse.library_rows) ----------------------------------------------
+
+ROWS_TEMPLATE = "library/_browse_rows.html"
+
+
+def rendered(app: Flask, client: Any, url: str, **kwargs: Any) -> tuple[str, bool]:
+    """(the fragment's HTML, whether the request rendered the rows' template)."""
+    from flask import template_rendered
+
+    names: list[str] = []
+
+    def record(_sender: Any, template: Any, **_extra: Any) -> None:
+        names.append(template.name)
+
+    template_rendered.connect(record, app)
+    try:
+        resp = client.get(url, headers=HX, **kwargs)
+    finally:
+        template_rendered.disconnect(record, app)
+    assert resp.status_code == 200, url
+    return resp.get_data(as_text=True), ROWS_TEMPLATE in names
+
+
+def test_a_page_of_rows_renders_once_and_again_when_what_it_shows_changes(app: Flask, library: dict[str, int],
+                                                                          actors: Actors) -> None:
+    from collectz.blueprints.library import browse as views
+
+    views._rows_kept.clear()
+    bob = actors.client("bob")
+    first, again = rendered(app, bob, "/library/?q=alien"), rendered(app, bob, "/library/?q=alien")
+    assert first[1] is True and again[1] is False and again[0] == first[0]
+    assert "Mine 7" not in first[0]
+    resp = bob.post(f"/library/media/{library['Alien']}/state", data={"rating": "7", "status": ""})
+    assert resp.status_code in (200, 303)
+    html, fresh = rendered(app, bob, "/library/?q=alien")  # the viewer's own rating is part of the rows
+    assert fresh and "Mine 7" in html
+    with app.app_context():
+        media = db.session.get(Media, library["Alien"])
+        media.title = "Alien (Director's Cut)"
+        refresh_media_index(media)
+        db.session.commit()
+    html, fresh = rendered(app, bob, "/library/?q=alien")
+    assert fresh and "Alien (Director&#39;s Cut)" in html
+    assert rendered(app, bob, "/library/?q=alien&view=table")[1] is True  # another view of the same rows
+
+
+def test_kept_rows_are_not_shared_by_members_who_may_do_different_things(app: Flask, actors: Actors) -> None:
+    for n, owner in enumerate(("bob", "bob", "carol")):  # nobody has rated them: the same rows for everyone
+        add_item(app, f"Item {n}", added_by=actors.ids[owner])
+    boxes = {name: rendered(app, actors.client(name), "/library/")[0].count('data-testid="select-item"')
+             for name in ("alice", "bob", "vera", "carol")}
+    assert boxes == {"alice": 3, "bob": 2, "vera": 0, "carol": 1}  # an admin any, a member their own, a viewer none
+    # In a table a member has a (here empty) pick column, a viewer none: the same rows, the same (empty) ids.
+    picks = {name: rendered(app, actors.client(name), "/library/?view=table&q=item+0")[0].count('<td class="pick">')
+             for name in ("carol", "vera")}
+    assert picks == {"carol": 1, "vera": 0}
+
+
+def test_kept_rows_link_under_the_address_they_were_asked_at(app: Flask, library: dict[str, int],
+                                                             actors: Actors) -> None:
+    bob = actors.client("bob")
+    plain, _ = rendered(app, bob, "/library/")
+    prefixed, fresh = rendered(app, bob, "/library/", base_url="http://localhost/catalog")
+    assert fresh
+    assert f'href="/library/media/{library["Alien"]}"' in plain
+    assert f'href="/catalog/library/media/{library["Alien"]}"' in prefixed

@@ -1,15 +1,19 @@
-"""Library counts kept while nothing they read has changed (PostgreSQL).
+"""Library counts and pages kept while nothing they read has changed (PostgreSQL).
 
 Every library page shows the total for its filter set. Counting 100,000 items is the costliest part of a page on
-PostgreSQL, and most pages ask for a total already counted. The database keeps generations (migration 0008): its
-own triggers move them, in the writing transaction, on every write to the tables a count reads (kind `catalog`),
-or to members' ratings and statuses (kind `user_state`). A count is kept under the generations read before it was
-made, so it is used again only while no write has committed since; a count that reads members' ratings also keys
-on `user_state`, the others not, so a member rating an item does not throw away the other counts.
+PostgreSQL, and most pages ask for a total already counted; finding a page's rows comes next, and the same few views
+(a section's first page, a filter followed from a link) are asked again and again. The database keeps generations
+(migration 0008): its own triggers move them, in the writing transaction, on every write to the tables a count or a
+page reads (kind `catalog`), or to members' ratings and statuses (kind `user_state`). A count is kept under the
+generations read before it was made, so it is used again only while no write has committed since; a count that reads
+members' ratings also keys on `user_state`, the others not, so a member rating an item does not throw away the other
+counts. Pages are kept the same way (`page`): rows without the viewer's own ratings (those are read
+apart), keyed by what the caller says makes them, and on `user_state` only when members' ratings decide which rows
+or their order.
 
-A transaction that has written anything neither uses nor keeps counts (it may still roll back). The cache is per
-process (each gunicorn worker keeps its own), bounded, and its entries expire after `TTL_SECONDS` in any
-case. SQLite counts are not cached: it has no generations.
+A transaction that has written anything neither uses nor keeps counts or pages (it may still roll back). The
+caches are per process (each gunicorn worker keeps its own), bounded, and their entries expire after
+`TTL_SECONDS` in any case. SQLite results are not cached: it has no generations.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import itertools
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +31,7 @@ from sqlalchemy import text
 from collectz.extensions import db
 
 MAX_ENTRIES = 1024
+MAX_PAGES = 256  # a page's rows are some kilobytes: fewer of them
 MAX_SHAPES = 256  # distinct count statements (filter combinations) kept apart; then all is forgotten
 TTL_SECONDS = 300.0
 
@@ -51,6 +57,7 @@ class Generations:
 
 _lock = threading.Lock()
 _entries: OrderedDict[Any, tuple[float, int]] = OrderedDict()
+_pages: OrderedDict[Any, tuple[float, Any]] = OrderedDict()
 # A statement's structure (kilobytes of nested tuples) is kept once, under a number the entries use.
 _shapes: dict[Any, int] = {}
 _shape_numbers = itertools.count(1)
@@ -107,23 +114,37 @@ def count(statement: Any, generations: Generations | None, *, reads_user_state: 
     key = _key(statement, generations, reads_user_state)
     if key is None:
         return compute()
+    return _kept(_entries, MAX_ENTRIES, key, compute)
+
+
+def page(key: Any, generations: Generations | None, *, reads_user_state: bool, compute: Callable[[], Any]) -> Any:
+    """What `compute` returns (a page's rows, immutable), from the cache when the generations still match. `key`
+    (hashable) must name everything the result is made from: statement, viewer, view."""
+    if generations is None:
+        return compute()
+    user_state = generations.user_state if reads_user_state else None
+    return _kept(_pages, MAX_PAGES, (generations.instance, generations.catalog, user_state, key), compute)
+
+
+def _kept(entries: OrderedDict[Any, tuple[float, Any]], limit: int, key: Any, compute: Callable[[], Any]) -> Any:
     now = time.monotonic()
     with _lock:
-        found = _entries.get(key)
+        found = entries.get(key)
         if found is not None and found[0] > now:
-            _entries.move_to_end(key)
+            entries.move_to_end(key)
             return found[1]
     value = compute()
     with _lock:
-        _entries[key] = (now + TTL_SECONDS, value)
-        _entries.move_to_end(key)
-        while len(_entries) > MAX_ENTRIES:
-            _entries.popitem(last=False)
+        entries[key] = (now + TTL_SECONDS, value)
+        entries.move_to_end(key)
+        while len(entries) > limit:
+            entries.popitem(last=False)
     return value
 
 
 def clear() -> None:
-    """Forget every kept count (tests)."""
+    """Forget every kept count and page (tests)."""
     with _lock:
         _entries.clear()
+        _pages.clear()
         _shapes.clear()

@@ -94,7 +94,7 @@ def _pages(actor: Actor, params: queries.BrowseParams, page_size: int) -> Iterat
     """(total, ids) of each keyset page of the whole view, from its first item (whatever page the user is on)."""
     view = replace(params, per_page=page_size, after="")
     while True:
-        page = queries.browse(actor, view)
+        page = queries.browse(actor, view, keep=False)  # every page once: keeping them would only evict others
         yield page.total, [row.id for row in page.rows]
         if page.next_cursor is None:
             return

@@ -1,8 +1,10 @@
 """Every list query of the library lives here: browse with search, filters, sorts and keyset pages.
 
-A page costs two queries whatever its size (three on PostgreSQL, which first gets its planner settings): the
-total for the filter set, then the page (each row with the viewer's own rating and a byline, in the same
-statement). The total decides how the page is found, so that neither a rare nor a common filter or search term
+A page costs three queries whatever its size (four on PostgreSQL, which first gets its planner settings): the
+total for the filter set, the page (each row with a byline, in the same statement), then the viewer's own ratings
+of the page's items. On PostgreSQL the total and the page are kept while nothing they read has changed
+(services.count_cache): the viewer's ratings are read apart so that a member rating an item does not throw away
+every kept page. The total decides how the page is found, so that neither a rare nor a common filter or search term
 makes the database walk the whole table (the planner trap of ORDER BY … LIMIT):
 - a small matching set (≤ SMALL_SET) is collected with its sort keys (a materialised CTE) and sorted;
 - a larger one walks the sort's index from the cursor and checks each row: it finds a page within roughly
@@ -30,6 +32,8 @@ from sqlalchemy import (
     Numeric,
     Select,
     and_,
+    any_,
+    bindparam,
     cast,
     column,
     exists,
@@ -44,6 +48,7 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy import text as sql_text
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from collectz.extensions import db
 from collectz.models import (
@@ -159,6 +164,11 @@ class BrowseParams:
     def filters_my_ratings(self) -> bool:
         """Whether the filter set reads the viewer's own ratings (media_user_state)."""
         return self.my_rating_min is not None or self.my_rating_max is not None
+
+    @property
+    def reads_my_ratings(self) -> bool:
+        """Whether the page's rows (which, in which order) depend on the viewer's own ratings."""
+        return self.filters_my_ratings or self.sort == "my_rating"
 
     @classmethod
     def from_args(cls, section: str, args: Mapping[str, str]) -> BrowseParams:
@@ -447,10 +457,9 @@ def _conditions(viewer: int, p: BrowseParams, *, walk: bool = False) -> list[Col
 
 # --- the page -----------------------------------------------------------------------------------------
 
-# media_user_state under an alias: the viewer's own row is joined on (media_id, user_id); one alias for the page's
-# rows, one for a sort by the viewer's rating. Made once: an alias's columns are set up when first read, which costs
-# more than the rest of a page's statement.
-_MINE = MediaUserState.__table__.alias("mine")
+# media_user_state under an alias, for a sort by the viewer's rating: the viewer's own row is joined on (media_id,
+# user_id). Made once: an alias's columns are set up when first read, which costs more than the rest of a page's
+# statement.
 _MINE_KEY = MediaUserState.__table__.alias("mine_key")
 
 
@@ -469,9 +478,8 @@ def _sort_key(p: BrowseParams, mine: Any) -> ColumnElement[Any]:
     }[p.sort]
 
 
-def _join_mine(stmt: Select[Any], viewer: int, mine: Any, *, outer: bool) -> Select[Any]:
-    on = and_(mine.c.media_id == Media.id, mine.c.user_id == viewer)
-    return stmt.outerjoin(mine, on) if outer else stmt.join(mine, on)
+def _join_mine(stmt: Select[Any], viewer: int, mine: Any) -> Select[Any]:
+    return stmt.join(mine, and_(mine.c.media_id == Media.id, mine.c.user_id == viewer))
 
 
 def _after(key: ColumnElement[Any], cursor: tuple[Any, int], descending: bool) -> ColumnElement[bool]:
@@ -491,7 +499,7 @@ def _walk(viewer: int, p: BrowseParams, conds: list[ColumnElement[bool]], cursor
         first = select(literal(0, Integer).label("seg"), key.label("key"), Media.id.label("id")).select_from(
             Media).where(*conds)
         if p.sort == "my_rating":
-            first = _join_mine(first, viewer, mine, outer=False)
+            first = _join_mine(first, viewer, mine)
         if SORTS[p.sort].nullable:
             first = first.where(key.is_not(None))
         if cursor is not None:
@@ -566,20 +574,30 @@ _BYLINE = (
 
 
 # A page's row as the list shows it. Rows become plain named tuples: a template reads some twenty fields of each of
-# fifty rows, and a field of a SQLAlchemy Row costs several times more to read.
-ListRow = namedtuple("ListRow", [c.key for c in _ROW_COLUMNS] + ["my_rating", "byline", "seg", "key"])
+# fifty rows, and a field of a SQLAlchemy Row costs several times more to read. The viewer's own rating comes last,
+# from its own query (see _ratings_statement).
+ListRow = namedtuple("ListRow", [c.key for c in _ROW_COLUMNS] + ["byline", "seg", "key", "my_rating"])
+_FORMATS = ListRow._fields.index("formats")  # a JSON list in the table, a tuple in a row
 
 
-def _rows(viewer: int, keys: Select[Any], p: BrowseParams) -> Select[Any]:
-    """The page's rows: display columns, the viewer's rating and a byline, in the keys' order."""
+def _rows(keys: Select[Any], p: BrowseParams) -> Select[Any]:
+    """The page's rows: display columns and a byline, in the keys' order (the same for every viewer)."""
     page = keys.subquery("page")
-    mine = _MINE
     desc = p.dir == "desc"
-    stmt = select(*_ROW_COLUMNS, mine.c.rating.label("my_rating"), _BYLINE, page.c.seg, page.c.key,
-                  ).select_from(Media).join(page, page.c.id == Media.id)
-    stmt = _join_mine(stmt, viewer, mine, outer=True)
+    stmt = select(*_ROW_COLUMNS, _BYLINE, page.c.seg, page.c.key).select_from(Media).join(page, page.c.id == Media.id)
     return stmt.order_by(page.c.seg, page.c.key.desc() if desc else page.c.key.asc(),
                          page.c.id.desc() if desc else page.c.id.asc())
+
+
+@lru_cache(maxsize=4)
+def _ratings_statement(dialect: str) -> Select[Any]:
+    """The viewer's ratings of the page's items (`viewer`, `ids`): by (media_id, user_id), the state's unique key."""
+    if dialect == "postgresql":  # one array parameter, the same statement for every page size
+        among = MediaUserState.media_id == any_(bindparam("ids", type_=ARRAY(Integer)))
+    else:
+        among = MediaUserState.media_id.in_(bindparam("ids", expanding=True))
+    return select(MediaUserState.media_id, MediaUserState.rating).where(
+        among, MediaUserState.user_id == bindparam("viewer"), MediaUserState.rating.is_not(None))
 
 
 # A view's statements, kept per process: the same view asked again (the first page of a section, a filter
@@ -602,16 +620,17 @@ def _page_statement(dialect: str, viewer: int, params: BrowseParams, strategy: s
         keys = _collect(viewer, params, _conditions(viewer, params), cursor, limit)
     else:
         keys = _walk(viewer, params, _conditions(viewer, params, walk=True), cursor, limit)
-    return _rows(viewer, keys, params)
+    return _rows(keys, params)
 
 
-def browse(actor: Actor, params: BrowseParams, *, strategy: str = "auto", small_set: int = SMALL_SET
-           ) -> BrowsePage:
+def browse(actor: Actor, params: BrowseParams, *, strategy: str = "auto", small_set: int = SMALL_SET,
+           keep: bool = True) -> BrowsePage:
     """One page of the library for this view: rows, the total for its filter set and the next cursor.
 
     `auto`: up to `small_set` matches are collected and sorted, more are found by walking the sort's index;
-    `collect` and `walk` force one way (both give the same pages)."""
-    generations = count_cache.tune_and_read()  # PostgreSQL: the planner settings, and the count generations
+    `collect` and `walk` force one way (both give the same pages). `keep`: the page may be kept for the next
+    request of the same view (not for a walk through every page, such as an export's)."""
+    generations = count_cache.tune_and_read()  # PostgreSQL: the planner settings, and the generations
     dialect = db.session.get_bind().dialect.name
     # The filter set alone decides the total: a view's other pages and sorts share one statement.
     filters = replace(params, sort="title", dir="asc", per_page=DEFAULT_PER_PAGE, after="")
@@ -621,7 +640,16 @@ def browse(actor: Actor, params: BrowseParams, *, strategy: str = "auto", small_
         strategy = "collect" if total <= small_set else "walk"
     if total == 0:
         return BrowsePage(params, [], 0, None, strategy)
-    rows = list(map(ListRow._make, db.session.execute(_page_statement(dialect, actor.id, params, strategy))))
+
+    def find() -> tuple[tuple[Any, ...], ...]:  # immutable: kept rows are shared by the requests that read them
+        return tuple((*row[:_FORMATS], tuple(row[_FORMATS] or ()), *row[_FORMATS + 1:])
+                     for row in db.session.execute(_page_statement(dialect, actor.id, params, strategy)))
+
+    found = count_cache.page(("page", dialect, actor.id, params, strategy), generations if keep else None,
+                             reads_user_state=params.reads_my_ratings, compute=find)
+    ratings = dict(db.session.execute(_ratings_statement(dialect), {"viewer": actor.id,
+                                                                     "ids": [row[0] for row in found]}).all())
+    rows = [ListRow._make((*row, ratings.get(row[0]))) for row in found]
     next_cursor = None
     if len(rows) > params.per_page:
         rows = rows[: params.per_page]
