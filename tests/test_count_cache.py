@@ -259,3 +259,30 @@ def test_an_export_walks_its_pages_without_keeping_them(app: Flask, shelf: dict[
     assert all(title in text_out for title in ("Alien", "Dune", "Heat"))
     assert not count_cache._pages  # three pages of one item, none kept
     assert paged(app, actors.client("bob"), "/library/")[1] is True
+
+
+def test_a_view_keeps_one_page_however_often_ratings_change(app: Flask, shelf: dict[str, int],
+                                                            actors: Actors) -> None:
+    bob = actors.client("bob")
+    for rating in ("3", "5", "9"):  # each rating moves user_state: the view sorted by ratings is found again
+        assert bob.post(f"/library/media/{shelf['Dune']}/state", data={"rating": rating, "status": ""}
+                        ).status_code in (200, 303)
+        assert paged(app, bob, "/library/?sort=my_rating")[1] is True
+        assert paged(app, bob, "/library/")[1] is (rating == "3")  # ratings do not decide its rows
+    assert len(count_cache._pages) == 2  # the latest page of each view, not one per rating
+
+
+def test_a_view_asked_again_costs_one_query_its_generations_with_the_viewers_ratings(
+        app: Flask, shelf: dict[str, int], actors: Actors) -> None:
+    bob = actors.client("bob")
+    assert bob.post(f"/library/media/{shelf['Heat']}/state", data={"rating": "8", "status": ""}
+                    ).status_code in (200, 303)
+    assert paged(app, bob, "/library/")[1] is True
+    with sql_statements(app) as seen:
+        html = bob.get("/library/", headers=HX).get_data(as_text=True)
+    library = [s for s in seen if "count_generations" in s or "media_user_state" in s or "FROM media" in s]
+    assert len(library) == 1 and "count_generations" in library[0] and "media_user_state" in library[0]
+    assert "Mine 8" in html
+    run_sql(app, "UPDATE media SET title = 'Heat (1995)' WHERE title = 'Heat'")  # the kept page is stale now
+    shown, found = paged(app, bob, "/library/")
+    assert found and "Heat (1995)" in shown

@@ -22,8 +22,8 @@ import itertools
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import text
@@ -31,7 +31,7 @@ from sqlalchemy import text
 from collectz.extensions import db
 
 MAX_ENTRIES = 1024
-MAX_PAGES = 256  # a page's rows are some kilobytes: fewer of them
+MAX_PAGES = 256  # views; a page's rows are some kilobytes
 MAX_SHAPES = 256  # distinct count statements (filter combinations) kept apart; then all is forgotten
 TTL_SECONDS = 300.0
 
@@ -39,13 +39,14 @@ TTL_SECONDS = 300.0
 # a statement after a few runs, and PostgreSQL may then plan it once for any values: for these value-sensitive
 # queries that generic plan is several times slower than one for the values. Parallel workers cost more to start
 # than a page or a count of one library takes.)
-_TUNE_AND_READ = text(
+_TUNE_AND_READ_SQL = (
     "SELECT set_config('plan_cache_mode', 'force_custom_plan', true), "
     "set_config('max_parallel_workers_per_gather', '0', true), "
     "(SELECT max(value) FROM count_generations WHERE kind = 'instance'), "
     "(SELECT sum(value) FROM count_generations WHERE kind = 'catalog'), "
     "(SELECT sum(value) FROM count_generations WHERE kind = 'user_state'), "
     "pg_current_xact_id_if_assigned() IS NOT NULL")
+_TUNE_AND_READ = text(_TUNE_AND_READ_SQL)
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ class Generations:
 
 _lock = threading.Lock()
 _entries: OrderedDict[Any, tuple[float, int]] = OrderedDict()
-_pages: OrderedDict[Any, tuple[float, Any]] = OrderedDict()
+_pages: OrderedDict[Any, tuple[float, Any, Any]] = OrderedDict()  # view → (expiry, stamp, page)
 # A statement's structure (kilobytes of nested tuples) is kept once, under a number the entries use.
 _shapes: dict[Any, int] = {}
 _shape_numbers = itertools.count(1)
@@ -66,12 +67,25 @@ _shape_numbers = itertools.count(1)
 def tune_and_read() -> Generations | None:
     """PostgreSQL: set this transaction's planner settings for the library's queries and read the generations
     (one round trip). None on SQLite, or where the generations are missing."""
+    return tune_read_and(None)[0]
+
+
+def tune_read_and(column: str | None, **params: Any) -> tuple[Generations | None, Any]:
+    """tune_and_read, and one more column of the caller's (SQL with bound `params`) in the same round trip: its
+    value, or None (SQLite: neither is read)."""
     if db.session.get_bind().dialect.name != "postgresql":
-        return None
-    _plan, _workers, instance, catalog, user_state, wrote = db.session.execute(_TUNE_AND_READ).one()
+        return None, None
+    row = db.session.execute(_TUNE_AND_READ if column is None else _with_column(column), params).one()
+    _plan, _workers, instance, catalog, user_state, wrote = row[:6]
+    also = row[6] if column is not None else None
     if wrote or instance is None or catalog is None or user_state is None:
-        return None  # a transaction that has written keeps out: its generations count its own uncommitted writes
-    return Generations(int(instance), int(catalog), int(user_state))
+        return None, also  # a transaction that has written keeps out: its generations count its own writes
+    return Generations(int(instance), int(catalog), int(user_state)), also
+
+
+@lru_cache(maxsize=8)
+def _with_column(column: str) -> Any:
+    return text(f"{_TUNE_AND_READ_SQL}, {column}")
 
 
 def _key(statement: Any, generations: Generations, reads_user_state: bool) -> Any:
@@ -103,6 +117,37 @@ def _hashable(value: Any) -> Any:
     return value
 
 
+def stamp(generations: Generations, *, reads_user_state: bool) -> tuple[int, int, int | None]:
+    """What a kept page must have been made under to be used: the instance, the catalog, and members' ratings when
+    they decide which rows the page shows or their order."""
+    return generations.instance, generations.catalog, generations.user_state if reads_user_state else None
+
+
+def kept_page(key: Any) -> tuple[tuple[int, int, int | None], Any] | None:
+    """The latest page kept for a view (`key`: everything it is made from: statement, viewer, view): (the stamp it
+    was made under, the page), or None. The caller uses it only if the stamp is still that of the generations."""
+    now = time.monotonic()
+    with _lock:
+        found = _pages.get(key)
+        if found is None or found[0] <= now:
+            return None
+        _pages.move_to_end(key)
+        return found[1], found[2]
+
+
+def keep_page(key: Any, generations: Generations | None, *, reads_user_state: bool, page: Any) -> None:
+    """Keep a view's page (immutable) made under these generations (None: not kept). A view keeps one entry, the
+    latest: generations only go up, so an older one is never used again (and a view sorted by members' ratings
+    would otherwise leave one behind at every rating)."""
+    if generations is None:
+        return
+    with _lock:
+        _pages[key] = (time.monotonic() + TTL_SECONDS, stamp(generations, reads_user_state=reads_user_state), page)
+        _pages.move_to_end(key)
+        while len(_pages) > MAX_PAGES:
+            _pages.popitem(last=False)
+
+
 def count(statement: Any, generations: Generations | None, *, reads_user_state: bool) -> int:
     """The statement's count (a `SELECT count(*) ...`), from the cache when the generations still match."""
 
@@ -114,31 +159,18 @@ def count(statement: Any, generations: Generations | None, *, reads_user_state: 
     key = _key(statement, generations, reads_user_state)
     if key is None:
         return compute()
-    return _kept(_entries, MAX_ENTRIES, key, compute)
-
-
-def page(key: Any, generations: Generations | None, *, reads_user_state: bool, compute: Callable[[], Any]) -> Any:
-    """What `compute` returns (a page's rows, immutable), from the cache when the generations still match. `key`
-    (hashable) must name everything the result is made from: statement, viewer, view."""
-    if generations is None:
-        return compute()
-    user_state = generations.user_state if reads_user_state else None
-    return _kept(_pages, MAX_PAGES, (generations.instance, generations.catalog, user_state, key), compute)
-
-
-def _kept(entries: OrderedDict[Any, tuple[float, Any]], limit: int, key: Any, compute: Callable[[], Any]) -> Any:
     now = time.monotonic()
     with _lock:
-        found = entries.get(key)
+        found = _entries.get(key)
         if found is not None and found[0] > now:
-            entries.move_to_end(key)
+            _entries.move_to_end(key)
             return found[1]
     value = compute()
     with _lock:
-        entries[key] = (now + TTL_SECONDS, value)
-        entries.move_to_end(key)
-        while len(entries) > limit:
-            entries.popitem(last=False)
+        _entries[key] = (now + TTL_SECONDS, value)
+        _entries.move_to_end(key)
+        while len(_entries) > MAX_ENTRIES:
+            _entries.popitem(last=False)
     return value
 
 

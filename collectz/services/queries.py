@@ -3,8 +3,9 @@
 A page costs three queries whatever its size (four on PostgreSQL, which first gets its planner settings): the
 total for the filter set, the page (each row with a byline, in the same statement), then the viewer's own ratings
 of the page's items. On PostgreSQL the total and the page are kept while nothing they read has changed
-(services.count_cache): the viewer's ratings are read apart so that a member rating an item does not throw away
-every kept page. The total decides how the page is found, so that neither a rare nor a common filter or search term
+(services.count_cache), and a view asked again costs one query: its generations, with the viewer's ratings of the
+kept rows. The ratings are read apart from the rows so that a member rating an item does not throw away every
+kept page. The total decides how the page is found, so that neither a rare nor a common filter or search term
 makes the database walk the whole table (the planner trap of ORDER BY … LIMIT):
 - a small matching set (≤ SMALL_SET) is collected with its sort keys (a materialised CTE) and sorted;
 - a larger one walks the sort's index from the cursor and checks each row: it finds a page within roughly
@@ -589,6 +590,11 @@ def _rows(keys: Select[Any], p: BrowseParams) -> Select[Any]:
                          page.c.id.desc() if desc else page.c.id.asc())
 
 
+# The same, as a column of the statement that reads the generations (PostgreSQL): {media id: rating} as JSON.
+_RATINGS_OF_IDS = ("(SELECT json_object_agg(media_id, rating) FROM media_user_state "
+                   "WHERE user_id = :viewer AND media_id = ANY(:ids) AND rating IS NOT NULL)")
+
+
 @lru_cache(maxsize=4)
 def _ratings_statement(dialect: str) -> Select[Any]:
     """The viewer's ratings of the page's items (`viewer`, `ids`): by (media_id, user_id), the state's unique key."""
@@ -630,25 +636,35 @@ def browse(actor: Actor, params: BrowseParams, *, strategy: str = "auto", small_
     `auto`: up to `small_set` matches are collected and sorted, more are found by walking the sort's index;
     `collect` and `walk` force one way (both give the same pages). `keep`: the page may be kept for the next
     request of the same view (not for a walk through every page, such as an export's)."""
-    generations = count_cache.tune_and_read()  # PostgreSQL: the planner settings, and the generations
     dialect = db.session.get_bind().dialect.name
-    # The filter set alone decides the total: a view's other pages and sorts share one statement.
-    filters = replace(params, sort="title", dir="asc", per_page=DEFAULT_PER_PAGE, after="")
-    total = count_cache.count(_count_statement(dialect, actor.id, filters), generations,
-                              reads_user_state=params.filters_my_ratings)
-    if strategy == "auto":
-        strategy = "collect" if total <= small_set else "walk"
-    if total == 0:
-        return BrowsePage(params, [], 0, None, strategy)
-
-    def find() -> tuple[tuple[Any, ...], ...]:  # immutable: kept rows are shared by the requests that read them
-        return tuple((*row[:_FORMATS], tuple(row[_FORMATS] or ()), *row[_FORMATS + 1:])
-                     for row in db.session.execute(_page_statement(dialect, actor.id, params, strategy)))
-
-    found = count_cache.page(("page", dialect, actor.id, params, strategy), generations if keep else None,
-                             reads_user_state=params.reads_my_ratings, compute=find)
-    ratings = dict(db.session.execute(_ratings_statement(dialect), {"viewer": actor.id,
-                                                                     "ids": [row[0] for row in found]}).all())
+    key = ("page", dialect, actor.id, params, strategy)
+    kept = count_cache.kept_page(key) if keep else None  # (stamp, (total, strategy, rows)): PostgreSQL only
+    if kept is not None:  # the generations and the viewer's ratings of the kept rows, in one round trip
+        generations, rated = count_cache.tune_read_and(_RATINGS_OF_IDS, viewer=actor.id,
+                                                       ids=[row[0] for row in kept[1][2]])
+    else:
+        generations, rated = count_cache.tune_and_read(), None  # PostgreSQL: planner settings, generations
+    reads_user_state = params.reads_my_ratings
+    if kept is not None and generations is not None and kept[0] == count_cache.stamp(
+            generations, reads_user_state=reads_user_state):
+        total, strategy, found = kept[1]
+        ratings = {int(media_id): rating for media_id, rating in (rated or {}).items()}
+    else:
+        # The filter set alone decides the total: a view's other pages and sorts share one statement.
+        filters = replace(params, sort="title", dir="asc", per_page=DEFAULT_PER_PAGE, after="")
+        total = count_cache.count(_count_statement(dialect, actor.id, filters), generations,
+                                  reads_user_state=params.filters_my_ratings)
+        if strategy == "auto":
+            strategy = "collect" if total <= small_set else "walk"
+        if total == 0:
+            return BrowsePage(params, [], 0, None, strategy)
+        # Immutable (a kept page is shared by the requests that read it): formats become a tuple.
+        found = tuple((*row[:_FORMATS], tuple(row[_FORMATS] or ()), *row[_FORMATS + 1:])
+                      for row in db.session.execute(_page_statement(dialect, actor.id, params, strategy)))
+        if keep:
+            count_cache.keep_page(key, generations, reads_user_state=reads_user_state, page=(total, strategy, found))
+        ratings = dict(db.session.execute(_ratings_statement(dialect), {"viewer": actor.id,
+                                                                         "ids": [row[0] for row in found]}).all())
     rows = [ListRow._make((*row, ratings.get(row[0]))) for row in found]
     next_cursor = None
     if len(rows) > params.per_page:
