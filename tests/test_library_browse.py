@@ -626,34 +626,31 @@ def test_bulk_delete_removes_what_hangs_off_the_items(app: Flask, library: dict[
 
 
 
-# --- rendered rows, kept (blueprints.library.browse.library_rows) ----------------------------------------------
-
-ROWS_TEMPLATE = "library/_browse_rows.html"
-
+# --- list fragments, kept (web.htmx.render_kept, keyed in blueprints.library.browse) ----------------------------
 
 def rendered(app: Flask, client: Any, url: str, **kwargs: Any) -> tuple[str, bool]:
-    """(the fragment's HTML, whether the request rendered the rows' template)."""
-    from flask import template_rendered
+    """(the fragment's HTML, whether the request rendered it rather than reusing a kept one)."""
+    from jinja2_fragments.flask import template_block_rendered
 
-    names: list[str] = []
+    blocks: list[str] = []
 
-    def record(_sender: Any, template: Any, **_extra: Any) -> None:
-        names.append(template.name)
+    def record(_sender: Any, template_name: str, block_name: str, **_extra: Any) -> None:
+        blocks.append(f"{template_name}:{block_name}")
 
-    template_rendered.connect(record, app)
+    template_block_rendered.connect(record, app)
     try:
         resp = client.get(url, headers=HX, **kwargs)
     finally:
-        template_rendered.disconnect(record, app)
+        template_block_rendered.disconnect(record, app)
     assert resp.status_code == 200, url
-    return resp.get_data(as_text=True), ROWS_TEMPLATE in names
+    return resp.get_data(as_text=True), bool(blocks)
 
 
-def test_a_page_of_rows_renders_once_and_again_when_what_it_shows_changes(app: Flask, library: dict[str, int],
+def test_a_list_fragment_renders_once_and_again_when_what_it_shows_changes(app: Flask, library: dict[str, int],
                                                                           actors: Actors) -> None:
-    from collectz.blueprints.library import browse as views
+    from collectz.web import htmx
 
-    views._rows_kept.clear()
+    htmx._kept.clear()
     bob = actors.client("bob")
     first, again = rendered(app, bob, "/library/?q=alien"), rendered(app, bob, "/library/?q=alien")
     assert first[1] is True and again[1] is False and again[0] == first[0]
@@ -670,9 +667,11 @@ def test_a_page_of_rows_renders_once_and_again_when_what_it_shows_changes(app: F
     html, fresh = rendered(app, bob, "/library/?q=alien")
     assert fresh and "Alien (Director&#39;s Cut)" in html
     assert rendered(app, bob, "/library/?q=alien&view=table")[1] is True  # another view of the same rows
+    assert rendered(app, bob, "/library/all/more?q=alien")[1] is True  # another block
+    assert rendered(app, bob, "/library/all/more?q=alien")[1] is False
 
 
-def test_kept_rows_are_not_shared_by_members_who_may_do_different_things(app: Flask, actors: Actors) -> None:
+def test_kept_fragments_are_not_shared_by_members_who_may_do_different_things(app: Flask, actors: Actors) -> None:
     for n, owner in enumerate(("bob", "bob", "carol")):  # nobody has rated them: the same rows for everyone
         add_item(app, f"Item {n}", added_by=actors.ids[owner])
     boxes = {name: rendered(app, actors.client(name), "/library/")[0].count('data-testid="select-item"')
@@ -684,7 +683,7 @@ def test_kept_rows_are_not_shared_by_members_who_may_do_different_things(app: Fl
     assert picks == {"carol": 1, "vera": 0}
 
 
-def test_kept_rows_link_under_the_address_they_were_asked_at(app: Flask, library: dict[str, int],
+def test_kept_fragments_link_under_the_address_they_were_asked_at(app: Flask, library: dict[str, int],
                                                              actors: Actors) -> None:
     bob = actors.client("bob")
     plain, _ = rendered(app, bob, "/library/")
@@ -692,3 +691,11 @@ def test_kept_rows_link_under_the_address_they_were_asked_at(app: Flask, library
     assert fresh
     assert f'href="/library/media/{library["Alien"]}"' in plain
     assert f'href="/catalog/library/media/{library["Alien"]}"' in prefixed
+
+
+def test_kept_fragments_follow_each_members_remembered_view(app: Flask, actors: Actors) -> None:
+    add_item(app, "Unrated", added_by=actors.ids["bob"])  # nobody has rated it: the same rows for everyone
+    bob, alice = actors.client("bob"), actors.client("alice")  # both may edit it: the same ids
+    assert 'data-view="table"' in rendered(app, bob, "/library/?view=table")[0]  # remembered in a cookie
+    assert 'data-view="table"' in rendered(app, bob, "/library/")[0]
+    assert 'data-view="grid"' in rendered(app, alice, "/library/")[0]  # the same address, alice's own view

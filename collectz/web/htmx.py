@@ -7,10 +7,17 @@ the named block.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable
 from typing import Any
 
 from flask import Response, get_flashed_messages, make_response, render_template, request
 from jinja2_fragments.flask import render_block
+
+KEPT_FRAGMENTS = 128  # rendered fragments kept per process (render_kept)
+_kept_lock = threading.Lock()
+_kept: OrderedDict[Hashable, str] = OrderedDict()
 
 
 def is_htmx() -> bool:
@@ -32,6 +39,27 @@ def render(template: str, block: str | None = None, status: int = 200, **context
     else:
         body = render_template(template, **context)
     return make_response(body, status)
+
+
+def render_kept(template: str, block: str, key: Hashable, **context: Any) -> Response:
+    """As `render`, but a fragment request's block is kept per process and rendered once for the same key. The
+    key is the caller's: it must hold everything the block shows that is not a constant of the app (the page's
+    data, the viewer's permissions on it); the address (prefix, path and query) is added here. A plain request
+    renders the page as `render` does."""
+    if not is_fragment_request():
+        return render(template, block, **context)
+    full = (template, block, request.script_root, request.full_path, key)
+    with _kept_lock:
+        body = _kept.get(full)
+        if body is not None:
+            _kept.move_to_end(full)
+            return make_response(body, 200)
+    body = render_block(template, block, **context)
+    with _kept_lock:
+        _kept[full] = body
+        while len(_kept) > KEPT_FRAGMENTS:
+            _kept.popitem(last=False)
+    return make_response(body, 200)
 
 
 def redirect(url: str) -> Response:

@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
-from typing import Any
-
-from flask import Response, abort, flash, render_template, request, url_for
+from flask import Response, abort, flash, request, url_for
 from flask_login import current_user
-from markupsafe import Markup
 
 from collectz.blueprints.library import bp
 from collectz.models.media_types import LIBRARY_SECTIONS
@@ -18,7 +13,6 @@ from collectz.web.forms import safe_next
 
 VIEW_COOKIE = "library_view"
 VIEW_COOKIE_AGE = 365 * 24 * 3600
-ROWS_KEPT = 128  # rendered pages of rows kept per process
 
 
 def _view() -> tuple[str, bool]:
@@ -38,39 +32,17 @@ def _browse(section: str, block: str) -> Response:
     view, chosen = _view()
     page = queries.browse(actor, params)
     options = None if htmx.is_fragment_request() else queries.filter_options()
-    resp = htmx.render("library/index.html", block=block, section=section, params=params, page=page, view=view,
-                       options=options, sorts=queries.SORTS, selectable=actor.can_write)
+    # The list's fragments are kept by everything they show: the same rows in the same view render once (fifty
+    # cards cost more than the rest of a list request besides the database, and the same few views are asked again
+    # and again). The rows hold the viewer's own ratings; the ids the viewer may edit and whether they may select
+    # are the viewer's permissions on them.
+    kept = (view, actor.can_write, page.total, tuple(page.rows), page.editable, page.next_cursor)
+    resp = htmx.render_kept("library/index.html", block, kept, section=section, params=params, page=page,
+                            view=view, options=options, sorts=queries.SORTS, selectable=actor.can_write)
     if chosen:
         resp.set_cookie(VIEW_COOKIE, view, max_age=VIEW_COOKIE_AGE, httponly=True, samesite="Lax",
                         secure=request.is_secure)
     return resp
-
-
-_rows_lock = threading.Lock()
-_rows_kept: OrderedDict[Any, Markup] = OrderedDict()
-
-
-@bp.app_template_global()
-def library_rows(page: queries.BrowsePage, view: str, selectable: bool, section: str,
-                 params: queries.BrowseParams) -> Markup:
-    """A page's rows (library/_browse_rows.html) as HTML, kept per process: the HTML is made from exactly what the
-    key holds (the rows, with the viewer's own ratings, which of them the viewer may edit, the view, the next page's
-    cursor, the app's address prefix), so the same rows in the same view render once. Rendering fifty cards costs
-    more than the rest of a list request besides the database, and the same few views are asked again and again."""
-    key = (request.script_root, view, selectable, section, params, tuple(page.rows), page.editable,
-           page.next_cursor)
-    with _rows_lock:
-        html = _rows_kept.get(key)
-        if html is not None:
-            _rows_kept.move_to_end(key)
-            return html
-    html = Markup(render_template("library/_browse_rows.html", page=page, view=view, selectable=selectable,
-                                  section=section, params=params))
-    with _rows_lock:
-        _rows_kept[key] = html
-        while len(_rows_kept) > ROWS_KEPT:
-            _rows_kept.popitem(last=False)
-    return html
 
 
 @bp.route("/", defaults={"section": "all"})
