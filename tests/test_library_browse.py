@@ -699,3 +699,18 @@ def test_kept_fragments_follow_each_members_remembered_view(app: Flask, actors: 
     assert 'data-view="table"' in rendered(app, bob, "/library/?view=table")[0]  # remembered in a cookie
     assert 'data-view="table"' in rendered(app, bob, "/library/")[0]
     assert 'data-view="grid"' in rendered(app, alice, "/library/")[0]  # the same address, alice's own view
+
+
+def test_a_members_changed_fragment_replaces_the_kept_one(app: Flask, library: dict[str, int],
+                                                          actors: Actors) -> None:
+    from collectz.web import htmx
+
+    htmx._kept.clear()
+    bob = actors.client("bob")
+    for rating in ("2", "4", "6"):
+        assert bob.post(f"/library/media/{library['Alien']}/state", data={"rating": rating, "status": ""}
+                        ).status_code in (200, 303)
+        html, fresh = rendered(app, bob, "/library/?q=alien")
+        assert fresh and f"Mine {rating}" in html
+    rendered(app, actors.client("carol"), "/library/?q=alien")
+    assert len(htmx._kept) == 2  # bob's latest and carol's, not one per rating

@@ -17,7 +17,7 @@ from jinja2_fragments.flask import render_block
 
 KEPT_FRAGMENTS = 128  # rendered fragments kept per process (render_kept)
 _kept_lock = threading.Lock()
-_kept: OrderedDict[Hashable, str] = OrderedDict()
+_kept: OrderedDict[Hashable, tuple[Hashable, str]] = OrderedDict()  # slot → (key, body)
 
 
 def is_htmx() -> bool:
@@ -41,22 +41,24 @@ def render(template: str, block: str | None = None, status: int = 200, **context
     return make_response(body, status)
 
 
-def render_kept(template: str, block: str, key: Hashable, **context: Any) -> Response:
+def render_kept(template: str, block: str, slot: Hashable, key: Hashable, **context: Any) -> Response:
     """As `render`, but a fragment request's block is kept per process and rendered once for the same key. The
     key is the caller's: it must hold everything the block shows that is not a constant of the app (the page's
-    data, the viewer's permissions on it); the address (prefix, path and query) is added here. A plain request
-    renders the page as `render` does."""
+    data, the viewer's permissions on it). A slot (the caller's, e.g. the viewer, plus the address: prefix, path and
+    query) keeps one fragment, the latest: one whose data changed replaces the old one instead of piling up beside
+    it. A plain request renders the page as `render` does."""
     if not is_fragment_request():
         return render(template, block, **context)
-    full = (template, block, request.script_root, request.full_path, key)
+    where = (template, block, request.script_root, request.full_path, slot)
     with _kept_lock:
-        body = _kept.get(full)
-        if body is not None:
-            _kept.move_to_end(full)
-            return make_response(body, 200)
+        found = _kept.get(where)
+        if found is not None and found[0] == key:
+            _kept.move_to_end(where)
+            return make_response(found[1], 200)
     body = render_block(template, block, **context)
     with _kept_lock:
-        _kept[full] = body
+        _kept[where] = (key, body)
+        _kept.move_to_end(where)
         while len(_kept) > KEPT_FRAGMENTS:
             _kept.popitem(last=False)
     return make_response(body, 200)

@@ -32,12 +32,12 @@ def _browse(section: str, block: str) -> Response:
     view, chosen = _view()
     page = queries.browse(actor, params)
     options = None if htmx.is_fragment_request() else queries.filter_options()
-    # The list's fragments are kept by everything they show: the same rows in the same view render once (fifty
-    # cards cost more than the rest of a list request besides the database, and the same few views are asked again
-    # and again). The rows hold the viewer's own ratings; the ids the viewer may edit and whether they may select
-    # are the viewer's permissions on them.
+    # The list's fragments are kept, the latest of each member's address, by everything they show: the same rows in
+    # the same view render once (fifty cards cost more than the rest of a list request besides the database, and
+    # the same few views are asked again and again). The rows hold the viewer's own ratings; the ids the viewer may
+    # edit and whether they may select are the viewer's permissions on them.
     kept = (view, actor.can_write, page.total, tuple(page.rows), page.editable, page.next_cursor)
-    resp = htmx.render_kept("library/index.html", block, kept, section=section, params=params, page=page,
+    resp = htmx.render_kept("library/index.html", block, actor.id, kept, section=section, params=params, page=page,
                             view=view, options=options, sorts=queries.SORTS, selectable=actor.can_write)
     if chosen:
         resp.set_cookie(VIEW_COOKIE, view, max_age=VIEW_COOKIE_AGE, httponly=True, samesite="Lax",
