@@ -52,13 +52,15 @@ check: install-dev
 ## collectz_bench_imports and collectz_bench_backup_*, are created there); results go to bench/results/. First the
 ## library at 100,000 items (BENCH_ARGS), then imports: 100,000-row CSV, Delicious exports (BENCH_IMPORTS_ARGS), then
 ## backup: the library backed up and restored into the other database (BENCH_BACKUP_ARGS), then load: a mixed workload
-## against gunicorn with 3 workers for 5 minutes, on PostgreSQL (collectz_bench_load; BENCH_LOAD_ARGS, e.g. "--db both").
-## "--help" lists options.
+## against gunicorn with 3 workers for 5 minutes, on PostgreSQL (collectz_bench_load; BENCH_LOAD_ARGS, e.g. "--db both"),
+## then faults: the suite's fault scenarios at full size (100,000-row imports; Redis at BENCH_REDIS_URL, default
+## redis://127.0.0.1:6379/0; BENCH_FAULTS_ARGS). "--help" lists options.
 bench: install-dev
 	$(BIN)/python -m bench library $(BENCH_ARGS)
 	$(BIN)/python -m bench imports $(BENCH_IMPORTS_ARGS)
 	$(BIN)/python -m bench backup $(BENCH_BACKUP_ARGS)
 	$(BIN)/python -m bench load $(BENCH_LOAD_ARGS)
+	$(BIN)/python -m bench faults $(BENCH_FAULTS_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

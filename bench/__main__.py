@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-SUITES = ("library", "imports", "backup", "load")
+SUITES = ("library", "imports", "backup", "load", "faults")
 
 
 def main(argv: list[str]) -> int:

@@ -1,8 +1,13 @@
 """Helpers for import tests with real processes: a database of the test's own, real worker processes
 (`python worker.py`) on a Redis database of the test's own, CSV files, and polling the job rows.
 
-Only tests/test_imports_crash.py uses them. Each stack has a fresh database (SQLite file or PostgreSQL database)
-and a Redis database number that no other xdist worker or test run uses (see `claim_redis_db`).
+The crash and fault tests (tests/test_imports_crash.py, tests/test_faults*.py) use them. They run at reduced sizes in
+`make test`; `python -m bench faults` runs the same scenarios at full size, through the environment: FAULT_ROWS
+(rows of an import), FAULT_CHUNK_SIZE (the workers' chunk size), FAULT_COVERS (covers downloaded), and
+FAULT_RESULTS, a file each scenario appends its numbers to (`report`).
+
+Each stack has a fresh database (SQLite file or PostgreSQL database) and a Redis database number that no other xdist
+worker or test run uses (see `claim_redis_db`).
 """
 
 from __future__ import annotations
@@ -36,9 +41,12 @@ from tests.conftest import IN_CI, PROJECT_ROOT, REDIS_URL, Backend, pg_database_
 
 T = TypeVar("T")
 
-# Settings the worker processes get (small chunks so a kill lands mid-run; a short stale time so the sweeper
-# revives a job within seconds).
-CHUNK_SIZE = 200
+# Sizes (see the module docstring): an import's rows and the workers' chunk size (small chunks, so that a kill lands
+# mid-run); a short stale time, so that the sweeper revives a job within seconds.
+FAULT_ROWS = int(os.environ.get("FAULT_ROWS") or 3000)
+CHUNK_SIZE = int(os.environ.get("FAULT_CHUNK_SIZE") or 200)
+FAULT_COVERS = int(os.environ.get("FAULT_COVERS") or 8)
+KILL_AT = max(3 * CHUNK_SIZE, FAULT_ROWS // 3)  # rows imported before a scenario interrupts its import
 STALE_SECONDS = 2
 # Environment variables of ours a developer's shell may set: the workers get only what the stack says.
 _OWN_ENV = ("DATABASE_URL", "REDIS_URL", "COLLECTZ_ENV", "UPLOAD_PATH", "INSTANCE_PATH", "IMPORT_CHUNK_SIZE",
@@ -235,6 +243,19 @@ def make_stack(backend: Backend, tmp_path: Path) -> Iterator[Stack]:
         release_redis_db(redis_url, claim)
 
 
+def scaled(seconds: float, rows: int = FAULT_ROWS) -> float:
+    """A wait sized for the reduced run, plus what `rows` rows take to import on a slow machine (400 a second)."""
+    return seconds + rows / 400
+
+
+def report(scenario: str, backend: str, **numbers: Any) -> None:
+    """What a scenario measured, for `python -m bench faults` (a JSON line in FAULT_RESULTS; nothing without it)."""
+    target = os.environ.get("FAULT_RESULTS")
+    if target:
+        with open(target, "a", encoding="utf-8") as out:
+            out.write(json.dumps({"scenario": scenario, "db": backend, **numbers}, default=str) + "\n")
+
+
 # --- data -------------------------------------------------------------------------------------------------------
 
 
@@ -303,7 +324,8 @@ def wait_for(what: str, check: Callable[[], T | None], timeout: float, stack: St
         time.sleep(every)
 
 
-def wait_mid_chunk(stack: Stack, job_id: int, at_least: int, timeout: float = 60) -> SyncJob:
+def wait_mid_chunk(stack: Stack, job_id: int, at_least: int = KILL_AT, timeout: float | None = None
+                   ) -> SyncJob:
     """Wait until the job is mid-run and, as far as timing tells, in the middle of a chunk: a kill then cuts
     a chunk's transaction short (the hard case) rather than landing between two chunks. The time between the
     last two chunk commits is the chunk's duration; this returns about 40% of it after a commit."""
@@ -321,17 +343,17 @@ def wait_mid_chunk(stack: Stack, job_id: int, at_least: int, timeout: float = 60
         ready = len(commits) >= 3 and job.total and at_least <= job.processed < job.total - CHUNK_SIZE
         return job if ready else None
 
-    job = wait_for(f"job {job_id} to be mid-run", check, timeout, stack, every=0.01)
+    job = wait_for(f"job {job_id} to be mid-run", check, timeout or scaled(60, at_least), stack, every=0.01)
     time.sleep(max(0.02, 0.4 * (commits[-1] - commits[-2])))
     return job
 
 
-def wait_finished(stack: Stack, job_ids: list[int], timeout: float = 90) -> list[SyncJob]:
+def wait_finished(stack: Stack, job_ids: list[int], timeout: float | None = None) -> list[SyncJob]:
     def check() -> list[SyncJob] | None:
         jobs = [job_row(stack, i) for i in job_ids]
         return jobs if all(j.status in ("succeeded", "failed", "cancelled") for j in jobs) else None
 
-    return wait_for(f"jobs {job_ids} to finish", check, timeout, stack, every=0.2)
+    return wait_for(f"jobs {job_ids} to finish", check, timeout or scaled(90), stack, every=0.2)
 
 
 def wait_stale(stack: Stack, job_id: int) -> None:

@@ -35,7 +35,17 @@ from collectz.models import Media, MediaSource, SyncJob, User
 from collectz.schema import upgrade
 from collectz.security import passwords
 from tests.conftest import IN_CI, PG_URL, PROJECT_ROOT, Backend, pg_database_url
-from tests.imports_procs import _OWN_ENV, census, isbn13, make_stack, wait_finished
+from tests.imports_procs import (
+    _OWN_ENV,
+    CHUNK_SIZE,
+    FAULT_ROWS,
+    census,
+    isbn13,
+    make_stack,
+    report,
+    scaled,
+    wait_finished,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -227,7 +237,9 @@ def test_postgresql_outage_during_page_loads_is_a_503_and_sign_in_works_after(tm
                                                                   "password": PASSWORD}, timeout=15)
 
             proxy.start()  # back: the same gunicorn processes, not restarted
+            back = time.monotonic()
             after = sign_in(base, "alice@example.org")
+            signed_in_after = time.monotonic() - back
             pages = [after.get(base + "/library/", timeout=10).status_code for _ in range(6)]
             kept = alice.get(base + "/library/", timeout=10).status_code
             added = after.post(base + "/library/media/new", data={
@@ -253,6 +265,10 @@ def test_postgresql_outage_during_page_loads_is_a_503_and_sign_in_works_after(tm
         assert db.session.scalars(select(Media.title)).all() == ["After the outage"]  # nothing half-written
         db.session.remove()
         db.engine.dispose()
+    report("postgresql_restart_during_page_loads", "postgresql", requests_during_outage=len(during),
+           answers_503=sum(status == 503 for _, status, *_ in during),
+           slowest_answer_ms=round(max(took for *_, took, _headers in during) * 1000, 1),
+           sign_in_after_ms=round(signed_in_after * 1000, 1), pages_after_ok=pages.count(200), lost=0, duplicated=0)
 
 
 # --- an upload submitted twice at once -------------------------------------------------------------------------
@@ -274,13 +290,13 @@ def delicious_csv(path: Path, count: int) -> Path:
 
 
 def test_an_upload_submitted_twice_at_once_imports_each_entry_once(backend: Backend, tmp_path: Path):
-    rows = 300
+    rows = FAULT_ROWS // 10  # 300 here; python -m bench faults runs the scenario at full size
     with make_stack(backend, tmp_path) as stack:
         stack.start_worker()
         stack.wait_ready(1)
         env = server_env(DATABASE_URL=stack.database_url, REDIS_URL=stack.redis_url,
                          INSTANCE_PATH=str(tmp_path / "instance"), UPLOAD_PATH=str(tmp_path / "uploads"),
-                         IMPORT_CHUNK_SIZE="100", LOG_LEVEL="WARNING")
+                         IMPORT_CHUNK_SIZE=str(min(CHUNK_SIZE, max(1, rows // 3))), LOG_LEVEL="WARNING")
         content = delicious_csv(tmp_path / "library.csv", rows).read_bytes()
         with gunicorn(env, tmp_path / "gunicorn.log") as base:
             bob = sign_in(base, "bob@example.org")
@@ -295,6 +311,7 @@ def test_an_upload_submitted_twice_at_once_imports_each_entry_once(backend: Back
                                         allow_redirects=False, timeout=30))
 
             clicks = [threading.Thread(target=submit) for _ in range(2)]
+            started = time.monotonic()
             for click in clicks:
                 click.start()
             for click in clicks:
@@ -302,7 +319,8 @@ def test_an_upload_submitted_twice_at_once_imports_each_entry_once(backend: Back
 
             with stack.ctx():
                 job_ids = list(db.session.scalars(select(SyncJob.id).order_by(SyncJob.id)))
-            jobs = wait_finished(stack, job_ids, timeout=120)
+            jobs = wait_finished(stack, job_ids, timeout=scaled(120, rows))
+            finished = time.monotonic()
             result = census(stack)
             with stack.ctx():
                 titles = db.session.execute(select(Media.title, Media.copies).where(
@@ -315,3 +333,6 @@ def test_an_upload_submitted_twice_at_once_imports_each_entry_once(backend: Back
     assert len(titles) == rows and {copies for _title, copies in titles} == {1}  # none lost, none doubled
     assert result.duplicate_isbns == [] and result.duplicate_titles == [] and result.duplicate_row_numbers == 0
     assert sources == rows
+    report("upload_submitted_twice", backend.name, rows=rows, jobs=len(job_ids), seconds=round(finished - started, 1),
+           items=len(titles), lost=rows - len(titles),
+           duplicated=sum(copies - 1 for _title, copies in titles) + len(result.duplicate_isbns))

@@ -38,12 +38,16 @@ from tests.fakes.server import serve_wsgi
 from tests.imports_helpers import staged_job
 from tests.imports_procs import (
     CHUNK_SIZE,
+    FAULT_COVERS,
+    FAULT_ROWS,
     assert_complete,
     book,
     census,
     job_row,
     make_stack,
     movie,
+    report,
+    scaled,
     start_csv_import,
     wait_finished,
     wait_for,
@@ -55,7 +59,7 @@ from tests.test_faults import TcpProxy, gunicorn, require_postgresql, server_env
 
 pytestmark = pytest.mark.slow
 
-ROWS = 3000
+ROWS = FAULT_ROWS  # 3,000 here; python -m bench faults runs the scenarios at full size
 OUTAGE_SECONDS = 3.0
 
 
@@ -91,9 +95,10 @@ def test_postgresql_restart_during_an_import_loses_and_duplicates_nothing(tmp_pa
         try:
             with gunicorn(env, tmp_path / "gunicorn.log", workers=1) as base:
                 bob = sign_in(base, "bob@example.org")
+                started = time.monotonic()
                 job_id = start_csv_import(stack, "bob@example.org", path)
                 stack.start_worker()
-                wait_mid_chunk(stack, job_id, at_least=2 * CHUNK_SIZE)
+                wait_mid_chunk(stack, job_id)
                 wait_chunk_in_flight(stack)
 
                 proxy.stop()  # PostgreSQL "restarts": the chunk in flight loses its connection
@@ -106,8 +111,10 @@ def test_postgresql_restart_during_an_import_loses_and_duplicates_nothing(tmp_pa
                 during = job_row(stack, job_id)
                 progress = census(stack)
                 proxy.start()
+                back = time.monotonic()
 
-                [job] = wait_finished(stack, [job_id], timeout=60)
+                [job] = wait_finished(stack, [job_id], timeout=scaled(60))
+                finished = time.monotonic()
                 after_page = bob.get(base + f"/imports/jobs/{job_id}", timeout=10).status_code
         finally:
             proxy.stop()
@@ -132,12 +139,17 @@ def test_postgresql_restart_during_an_import_loses_and_duplicates_nothing(tmp_pa
         assert after_page == 200
         stack.assert_workers_alive()  # the worker rode out the outage: it was not restarted
         assert "Traceback" not in (tmp_path / "gunicorn.log").read_text()
+        report("postgresql_restart_mid_import", "postgresql", rows=ROWS, chunk_size=CHUNK_SIZE,
+               cut_after_rows=during.processed, outage_seconds=OUTAGE_SECONDS, pages_during_outage=len(pages),
+               pages_503=sum(status == 503 for status, _ in pages), seconds=round(finished - started, 1),
+               recovery_seconds=round(finished - back, 1), created=job.created, items=after.media,
+               lost=ROWS - after.media, duplicated=len(after.duplicate_isbns) + len(after.duplicate_titles))
 
 
 # --- S3 stops during cover downloads -------------------------------------------------------------------------------
 
-COVERS = 8
-CUT_AT = 4  # S3 goes away when the image host is asked for the 4th cover: 3 are stored, the rest fail
+COVERS = FAULT_COVERS  # 8 here; python -m bench faults runs the scenario at full size
+CUT_AT = COVERS // 2  # S3 goes away when the image host is asked for this cover: the ones before are stored
 
 
 class CuttingImageHost(fake.FakeImageHost):
@@ -189,10 +201,12 @@ def stored_keys(app: Flask, prefix: str) -> list[str]:
         return sorted(storage().keys(prefix))
 
 
-def test_s3_stopped_during_cover_downloads_stores_every_cover_once_after(make_app: Any, tmp_path: Path,
+def test_s3_stopped_during_cover_downloads_stores_every_cover_once_after(backend: Backend, make_app: Any,
+                                                                         tmp_path: Path,
                                                                          s3: tuple[MotoServer, TcpProxy],
                                                                          job_app: None) -> None:
     server, proxy = s3
+    started = time.monotonic()
     host = CuttingImageHost(proxy)
     with serve_wsgi(host) as running:
         app = make_app(STORAGE_PROVIDER="s3", S3_BUCKET=server.create_bucket(), S3_REGION=REGION,
@@ -223,9 +237,10 @@ def test_s3_stopped_during_cover_downloads_stores_every_cover_once_after(make_ap
                    in row.last_error and SECRET_ACCESS_KEY not in row.last_error for row in waiting.values())
         assert activity(app, "media.cover_download_failed") == []
         proxy.start()  # S3 is back
+        back = time.monotonic()
         with app.app_context():
-            report = covers.check_storage()
-        assert report.missing == [] and report.orphans == []  # nothing recorded points at a missing object
+            checked = covers.check_storage()
+        assert checked.missing == [] and checked.orphans == []  # nothing recorded points at a missing object
         assert stored_keys(app, "covers/") == sorted(key for key in media.values() if key)
 
         # Time passes (the retry's backoff), the periodic sweep starts the retries and makes missing thumbnails.
@@ -242,16 +257,17 @@ def test_s3_stopped_during_cover_downloads_stores_every_cover_once_after(make_ap
             assert cover_jobs.sweep_covers()["started"] == 0
             db.session.remove()
         run_worker(app)
+        finished = time.monotonic()
 
     with app.app_context():
         items = db.session.execute(select(Media.id, Media.cover_key, Media.thumb_key)).all()
         left = db.session.scalar(select(func.count(CoverDownload.id)))
-        report = covers.check_storage()
+        checked = covers.check_storage()
         db.session.remove()
     assert len(items) == COVERS and left == 0
     assert all(cover and cover.startswith(f"covers/{media_id}/") for media_id, cover, _thumb in items)
     assert all(thumb == covers.thumb_key_for(media_id, cover) for media_id, cover, thumb in items)
-    assert report.missing == [] and report.orphans == [] and report.objects == 2 * COVERS  # covers and thumbnails
+    assert checked.missing == [] and checked.orphans == [] and checked.objects == 2 * COVERS  # covers and thumbnails
     assert stored_keys(app, "covers/") == sorted(cover for _id, cover, _thumb in items)  # one object per item
     downloaded = activity(app, "media.cover_downloaded")
     assert sorted(int(e.entity_id) for e in downloaded) == sorted(media_id for media_id, *_ in items)  # once each
@@ -260,3 +276,7 @@ def test_s3_stopped_during_cover_downloads_stores_every_cover_once_after(make_ap
     fetched = sorted(host.requests)
     assert fetched == sorted([f"/covers/c{n}.jpg" for n in range(COVERS)]
                              + [f"/covers/c{n}.jpg" for n in range(COVERS) if ids[f"Covered {n}"] in waiting])
+    report("s3_stopped_during_cover_downloads", backend.name, covers=COVERS, stored_before_outage=len(stored_before),
+           failed_during_outage=len(waiting), seconds=round(finished - started, 1),
+           recovery_seconds=round(finished - back, 1), objects=checked.objects,
+           lost=COVERS - len(items), duplicated=len(downloaded) - COVERS)
