@@ -9,6 +9,8 @@ one member, so the app's rate limits (which would rightly refuse one member at t
 
 Memory: after a warm-up of the same mix, the resident memory of the gunicorn workers is read (from /proc), and
 again at the end; `worker_rss_growth` is the relative growth of their sum (the issue's limit: 10 %).
+`worker_rss_mib_samples` is that sum read ten times during the run, to tell bounded caches filling up (a plateau)
+from a leak (a steady climb).
 
 CPU: over the measured run, the CPU seconds of gunicorn (master and workers), the PostgreSQL server and this load
 generator, per request, and the cores the target's rate would take at that cost (bench/cpu.py).
@@ -125,6 +127,29 @@ def worker_rss_kib(master_pid: int) -> dict[int, int]:
         if fields.get("PPid", "").strip() == str(master_pid) and "VmRSS" in fields:
             found[int(entry.name)] = int(fields["VmRSS"].split()[0])
     return found
+
+
+class RssSampler:
+    """Reads the workers' summed resident memory every `every` seconds while the run goes on (MiB, in order)."""
+
+    def __init__(self, master_pid: int, every: float) -> None:
+        self.master_pid = master_pid
+        self.every = every
+        self.mib: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self.mib.append(round(sum(worker_rss_kib(self.master_pid).values()) / 1024, 1))
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
 
 
 class Client:
@@ -261,7 +286,8 @@ def run_db(db_name: str, database_url: str, args: argparse.Namespace, work: Path
         tally = Tally()
         print(f"[{db_name}] {args.connections} connections for {args.seconds:g} s …", flush=True)
         meter = cpu.Meter(app=server.pid, db_server=cpu.postgres_pid(database_url)).start()
-        elapsed = drive(port, plan, args.connections, args.seconds, tally)
+        with RssSampler(server.pid, every=args.seconds / 10) as samples:
+            elapsed = drive(port, plan, args.connections, args.seconds, tally)
         used = meter.stop()
         after = worker_rss_kib(server.pid)
     finally:
@@ -275,6 +301,7 @@ def run_db(db_name: str, database_url: str, args: argparse.Namespace, work: Path
     row["worker_rss_mib_before"] = round(base / 1024, 1)
     row["worker_rss_mib_after"] = round(sum(after[p] for p in same) / 1024, 1)
     row["worker_rss_growth"] = round(sum(after[p] for p in same) / base - 1, 3) if base else None
+    row["worker_rss_mib_samples"] = samples.mib  # during the run, a tenth of it apart: a plateau, or a climb
     row["workers_restarted"] = len(set(before) ^ set(after))
     row.update(cpu_budget(used, row["requests"], elapsed))
     row["target_req_per_s"] = TARGETS["req_per_s"]

@@ -33,6 +33,10 @@ def test_mixed_load_answers_every_request(backend: str, tmp_path: Path) -> None:
     assert row["workers_restarted"] == 0
     # A short run after a warm-up: a leak of the size that would matter shows up even here.
     assert row["worker_rss_growth"] is not None and row["worker_rss_growth"] < 0.25
+    # Read during the run as well: ten samples, a tenth of the run apart (the last may fall after its end).
+    assert 8 <= len(row["worker_rss_mib_samples"]) <= 10
+    assert all(0.5 * row["worker_rss_mib_before"] < mib < 2 * row["worker_rss_mib_after"]
+               for mib in row["worker_rss_mib_samples"])
     # Where the CPU went: gunicorn, the load generator and (PostgreSQL) the database server all did work.
     used = row["cpu_seconds"]
     assert used["gunicorn"] > 0 and used["load_generator"] > 0
