@@ -140,6 +140,19 @@ class Stack:
 
         wait_for(f"{count} workers to be ready", lambda: Worker.count(connection=self.redis) >= count, timeout, self)
 
+    def wait_idle(self, timeout: float = 30) -> None:
+        """Wait until every worker waits for work and the start-up round of periodic jobs has run: a clean-up still
+        running would hold a worker (on SQLite it may wait for the write lock for as long as an import writes)."""
+        from rq import Queue, Worker
+
+        def idle() -> bool:
+            workers = Worker.all(connection=self.redis)
+            return (bool(workers) and self.redis.exists("collectz:periodic:cleanup_sessions") == 1
+                    and Queue("maintenance", connection=self.redis).count == 0
+                    and all(w.get_state() == "idle" for w in workers))
+
+        wait_for("the workers to be idle", idle, timeout, self, every=0.1)
+
     def crash(self, proc: subprocess.Popen) -> None:
         """kill -9 the worker process itself (its forked rq scheduler, if any, is left as a real crash leaves it)."""
         os.kill(proc.pid, signal.SIGKILL)

@@ -163,6 +163,7 @@ def test_overlapping_imports_on_two_workers_make_no_duplicates(backend: Backend,
         stack.start_worker()
         stack.start_worker()
         stack.wait_ready(2)
+        stack.wait_idle()  # both take a job at once, neither is held by a start-up clean-up
         from collectz.jobs import imports as import_jobs
 
         with stack.ctx():
