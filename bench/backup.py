@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from bench import child
-from bench.imports import _memory, _reset_peak, report, size_label
-from bench.library import add_bench_users, build_app, postgres_url, sqlite_url
+from bench.imports import _memory, _reset_peak, size_label
+from bench.library import add_bench_users, build_app, postgres_url, report, sqlite_url
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -32,8 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.imports import report
-from bench.library import databases
+from bench.library import databases, report
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -31,7 +31,6 @@ import argparse
 import csv
 import json
 import os
-import platform
 import random
 import re
 import shutil
@@ -40,7 +39,6 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +46,7 @@ from sqlalchemy import create_engine, text
 from stdnum import ean, isbn
 
 from bench import child, cpu
-from bench.library import build_app, databases, git_sha, postgres_url, sqlite_url
+from bench.library import build_app, databases, postgres_url, report, sqlite_url
 from bench.seed import FORMATS, GENRES, LOCATIONS, NIGHT_SHARE, NOTES, _title, _type_sequence, _year
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -354,19 +352,6 @@ def delicious_cases(fresh: Callable[[str], str], work: Path, big_path: Path | No
         big["meets_target"] = big["peak_rss_mib"] <= TARGETS["delicious_peak_rss_mib"] and big["failed"] == 0
         results.append(big)
     return results
-
-
-def report(benchmark: str, db_name: str, items: int, cases: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "benchmark": benchmark,
-        "db": db_name,
-        "items": items,
-        "git_sha": git_sha(),
-        "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "load_avg_1m": round(os.getloadavg()[0], 2)},
-        "cases": cases,
-    }
 
 
 def print_table(title: str, rows: list[dict[str, Any]]) -> None:

@@ -70,6 +70,21 @@ def git_sha() -> str:
     return sha + ("-dirty" if dirty else "")
 
 
+def report(benchmark: str, db_name: str, items: int, cases: list[dict[str, Any]]) -> dict[str, Any]:
+    """A result file's content (../shared/BENCH.md): the suite, the database, the data set's size, the commit
+    measured, when, on what machine, and the cases."""
+    return {
+        "benchmark": benchmark,
+        "db": db_name,
+        "items": items,
+        "git_sha": git_sha(),
+        "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "load_avg_1m": round(os.getloadavg()[0], 2)},
+        "cases": cases,
+    }
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))
@@ -470,23 +485,14 @@ def run_db(db_name: str, database_url: str, args: argparse.Namespace, work: Path
     for name in ("deep_page_1000", "last_page"):
         if name in by_name and first_p95:
             by_name[name]["vs_first_page_p95"] = round(by_name[name]["p95_ms"] / first_p95, 2)
-    report = {
-        "benchmark": "library",
-        "db": db_name,
-        "items": args.items,
-        "git_sha": git_sha(),
-        "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "load_avg_1m": round(os.getloadavg()[0], 2)},
-        "cases": results,
-    }
+    document = report("library", db_name, args.items, results)
     print_table(db_name, args.items, results, first_p95)
     if not args.cases and args.items == ITEMS or args.write:
         RESULTS.mkdir(parents=True, exist_ok=True)
         path = RESULTS / f"library-{db_name}.json"
-        path.write_text(json.dumps(report, indent=2) + "\n")
+        path.write_text(json.dumps(document, indent=2) + "\n")
         print(f"wrote {path.relative_to(ROOT)}")
-    return report
+    return document
 
 
 def databases(choice: str) -> tuple[list[str], str]:

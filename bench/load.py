@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import shutil
 import statistics
@@ -35,7 +34,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from http.client import HTTPConnection, HTTPException
 from pathlib import Path
 from typing import Any
@@ -49,9 +47,9 @@ from bench.library import (
     case_info,
     cases,
     databases,
-    git_sha,
     percentile,
     postgres_url,
+    report,
     sqlite_url,
     start_server,
     stop_server,
@@ -308,13 +306,7 @@ def run_db(db_name: str, database_url: str, args: argparse.Namespace, work: Path
     row["meets_target"] = (row["req_per_s"] >= TARGETS["req_per_s"] and row["errors"] == 0
                            and row["worker_rss_growth"] is not None
                            and row["worker_rss_growth"] <= TARGETS["worker_rss_growth"])
-    report = {
-        "benchmark": "load", "db": db_name, "items": args.items, "git_sha": git_sha(),
-        "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "load_avg_1m": round(os.getloadavg()[0], 2)},
-        "cases": [row],
-    }
+    document = report("load", db_name, args.items, [row])
     print(f"[{db_name}] {row['req_per_s']} req/s, {row['requests']} requests, errors {row['errors']}, "
           f"p95 {row['p95_ms']} ms, worker RSS {row['worker_rss_mib_before']} → {row['worker_rss_mib_after']} MiB "
           f"(growth {row['worker_rss_growth']})", flush=True)
@@ -327,8 +319,8 @@ def run_db(db_name: str, database_url: str, args: argparse.Namespace, work: Path
     out = Path(args.out) if args.out else RESULTS
     if args.out or (args.items == ITEMS and args.seconds >= 300):
         out.mkdir(parents=True, exist_ok=True)
-        (out / f"load-{db_name}.json").write_text(json.dumps(report, indent=2) + "\n")
-    return report
+        (out / f"load-{db_name}.json").write_text(json.dumps(document, indent=2) + "\n")
+    return document
 
 
 def cpu_budget(used: dict[str, float | None], requests: int, elapsed: float) -> dict[str, Any]:

@@ -145,9 +145,11 @@ class Stack:
         running would hold a worker (on SQLite it may wait for the write lock for as long as an import writes)."""
         from rq import Queue, Worker
 
+        from collectz.jobs.runner import PERIODIC_KEY
+
         def idle() -> bool:
             workers = Worker.all(connection=self.redis)
-            return (bool(workers) and self.redis.exists("collectz:periodic:cleanup_sessions") == 1
+            return (bool(workers) and self.redis.exists(PERIODIC_KEY.format(name="cleanup_sessions")) == 1
                     and Queue("maintenance", connection=self.redis).count == 0
                     and all(w.get_state() == "idle" for w in workers))
 
@@ -267,6 +269,15 @@ def report(scenario: str, backend: str, **numbers: Any) -> None:
     if target:
         with open(target, "a", encoding="utf-8") as out:
             out.write(json.dumps({"scenario": scenario, "db": backend, **numbers}, default=str) + "\n")
+
+
+def report_import(scenario: str, stack: Stack, job: SyncJob, after: Census, rows: int, *, started: float,
+                  recovering: float, finished: float, **numbers: Any) -> None:
+    """`report` for a scenario that interrupts an import: its size, how long the whole import took and how long it
+    took from the recovery on (a worker restarted, the database back), and what the catalog holds after."""
+    report(scenario, stack.backend, rows=rows, chunk_size=CHUNK_SIZE, **numbers, seconds=round(finished - started, 1),
+           recovery_seconds=round(finished - recovering, 1), created=job.created, items=after.media,
+           lost=rows - after.media, duplicated=after.duplicated)
 
 
 # --- data -------------------------------------------------------------------------------------------------------
@@ -398,6 +409,11 @@ class Census:
     duplicate_titles: list[tuple[str, str, int | None, int]]
     outcomes: dict[int, dict[str, int]]
     duplicate_row_numbers: int
+
+    @property
+    def duplicated(self) -> int:
+        """Items found more than once: by ISBN, or by type, title and year."""
+        return len(self.duplicate_isbns) + len(self.duplicate_titles)
 
 
 def census(stack: Stack) -> Census:

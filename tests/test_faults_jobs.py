@@ -47,6 +47,7 @@ from tests.imports_procs import (
     make_stack,
     movie,
     report,
+    report_import,
     scaled,
     start_csv_import,
     wait_finished,
@@ -139,11 +140,9 @@ def test_postgresql_restart_during_an_import_loses_and_duplicates_nothing(tmp_pa
         assert after_page == 200
         stack.assert_workers_alive()  # the worker rode out the outage: it was not restarted
         assert "Traceback" not in (tmp_path / "gunicorn.log").read_text()
-        report("postgresql_restart_mid_import", "postgresql", rows=ROWS, chunk_size=CHUNK_SIZE,
-               cut_after_rows=during.processed, outage_seconds=OUTAGE_SECONDS, pages_during_outage=len(pages),
-               pages_503=sum(status == 503 for status, _ in pages), seconds=round(finished - started, 1),
-               recovery_seconds=round(finished - back, 1), created=job.created, items=after.media,
-               lost=ROWS - after.media, duplicated=len(after.duplicate_isbns) + len(after.duplicate_titles))
+        report_import("postgresql_restart_mid_import", stack, job, after, ROWS, started=started, recovering=back,
+                      finished=finished, cut_after_rows=during.processed, outage_seconds=OUTAGE_SECONDS,
+                      pages_during_outage=len(pages), pages_503=sum(status == 503 for status, _ in pages))
 
 
 # --- S3 stops during cover downloads -------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from tests.imports_procs import (
     job_row,
     make_stack,
     movie,
-    report,
+    report_import,
     scaled,
     start_csv_import,
     wait_finished,
@@ -95,10 +95,8 @@ def test_worker_killed_mid_import_is_revived_and_completes_exactly(backend: Back
         assert after.duplicate_row_numbers == 0
         if lost_step:
             assert (job_id, "running") in stack.revivals(), "the job finished although nothing revived it?"
-        report("worker_sigkill_mid_import", backend.name, rows=ROWS, chunk_size=CHUNK_SIZE,
-               killed_after_rows=killed.processed, seconds=round(finished - started, 1),
-               recovery_seconds=round(finished - restarted, 1), created=job.created, items=after.media,
-               lost=ROWS - after.media, duplicated=len(after.duplicate_isbns) + len(after.duplicate_titles))
+        report_import("worker_sigkill_mid_import", stack, job, after, ROWS, started=started, recovering=restarted,
+                      finished=finished, killed_after_rows=killed.processed)
 
 
 def test_redis_restarting_empty_loses_no_import(backend: Backend, tmp_path: Path) -> None:
@@ -134,10 +132,8 @@ def test_redis_restarting_empty_loses_no_import(backend: Backend, tmp_path: Path
         assert after.duplicate_isbns == [] and after.duplicate_titles == []
         assert after.duplicate_row_numbers == 0
         assert second.poll() is None
-        report("redis_restart_mid_import", backend.name, rows=ROWS, chunk_size=CHUNK_SIZE,
-               flushed_after_rows=killed.processed, seconds=round(finished - started, 1),
-               recovery_seconds=round(finished - restarted, 1), created=job.created, items=after.media,
-               lost=ROWS - after.media, duplicated=len(after.duplicate_isbns) + len(after.duplicate_titles))
+        report_import("redis_restart_mid_import", stack, job, after, ROWS, started=started, recovering=restarted,
+                      finished=finished, flushed_after_rows=killed.processed)
 
 
 def test_overlapping_imports_on_two_workers_make_no_duplicates(backend: Backend, tmp_path: Path) -> None:

@@ -46,11 +46,14 @@ def periodic_jobs(app: Flask) -> list[tuple[str, Callable[[], object], int]]:
             ("sweep_covers", sweep_covers, 60)]
 
 
+PERIODIC_KEY = "collectz:periodic:{name}"  # set for a periodic job's interval once it is enqueued
+
+
 def tick(app: Flask, conn: Redis) -> list[str]:
     """Enqueue each periodic job whose interval has passed; returns the names enqueued."""
     enqueued = []
     for name, func, interval in periodic_jobs(app):
-        if conn.set(f"collectz:periodic:{name}", "1", nx=True, ex=interval):
+        if conn.set(PERIODIC_KEY.format(name=name), "1", nx=True, ex=interval):
             queue.get_queue("maintenance", app).enqueue(func, job_timeout=600, result_ttl=3600)
             enqueued.append(name)
     return enqueued
