@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import ColumnElement, FromClause, Table, any_, func, literal
+from sqlalchemy import ColumnElement, FromClause, Select, Table, any_, func, literal, select, true
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from collectz.extensions import db
@@ -41,6 +41,15 @@ def unnest_table(name: str, columns: Sequence[tuple[str, Any]], rows: Sequence[t
     SQL type) pairs): one parameter per column, whatever the batch's size."""
     arrays = [literal([row[i] for row in rows], ARRAY(type_)) for i, (_name, type_) in enumerate(columns)]
     return func.unnest(*arrays).table_valued(*(c for c, _t in columns)).render_derived(name=name)
+
+
+def each_key(keys: FromClause, query: Select[Any]) -> Select[Any]:
+    """PostgreSQL: `query`, whose WHERE refers to the columns of `keys` (an `unnest_table`), run once per key: a LATERAL
+    subquery that OFFSET 0 keeps apart, so each key is one probe of the index `query` is written for. Joined as a plain
+    table, a thousand keys make PostgreSQL scan or hash the whole table (its cost model prices a probe as a read from
+    disk), and a lookup then takes longer the larger the catalog is."""
+    found = query.offset(0).lateral()
+    return select(*found.c).select_from(keys).join(found, true())
 
 
 def _placeholder(dialect: Any) -> str:
@@ -180,3 +189,32 @@ def update_rows(table: Table, key: str, rows: Sequence[dict[str, Any]]) -> None:
             f"FROM {scratch} AS s WHERE t.{quote(key)} = s.{quote(key)}")
         return
     connection.exec_driver_sql(sql, params)
+
+
+# A table's planner statistics are taken again once it has changed by this many rows, and by at least as many rows as
+# it had when they were last taken (so a table is analysed about once each time it doubles: a few times per import).
+ANALYZE_AFTER_ROWS = 1000
+
+
+def refresh_statistics(tables: Sequence[Table], *, after_rows: int = ANALYZE_AFTER_ROWS) -> list[str]:
+    """PostgreSQL: ANALYZE each of `tables` that has grown or changed a lot since its statistics were taken; returns
+    the names of the tables analysed (SQLite: none; its import queries do not depend on statistics).
+
+    A large import changes tables faster than autovacuum re-analyses them (at most once a minute, and never when it is
+    off): without statistics the planner takes a table of 100,000 items for a small one, and an import's lookups by
+    `= ANY(array)` scan whole tables instead of their indexes, each chunk slower than the one before. Run between
+    transactions (the caller commits around it): ANALYZE reads a sample and blocks no reader or writer."""
+    if not tables:
+        return []
+    connection = db.session.connection()
+    if connection.dialect.name != "postgresql":
+        return []
+    names = [table.name for table in tables]
+    changed = connection.exec_driver_sql(
+        "SELECT s.relname FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid "
+        "WHERE s.schemaname = current_schema() AND s.relname = ANY(%s) "
+        "AND s.n_mod_since_analyze >= GREATEST(%s, c.reltuples)", (names, after_rows)).scalars().all()
+    quote = connection.dialect.identifier_preparer.quote
+    for name in sorted(changed):
+        connection.exec_driver_sql(f"ANALYZE {quote(name)}")
+    return sorted(changed)

@@ -23,7 +23,7 @@ from datetime import date
 from functools import cached_property, lru_cache
 from typing import Any
 
-from sqlalchemy import Integer, String, and_, func, select, text
+from sqlalchemy import Integer, String, func, select, text
 
 from collectz.extensions import db
 from collectz.importers import Record, media_type_of
@@ -39,7 +39,7 @@ from collectz.models import (
 )
 from collectz.models.media import make_sort_title
 from collectz.models.media_types import MEDIA_TYPES, PERSON_ROLES, TYPE_DETAILS
-from collectz.services.bulk_rows import any_of, insert_rows, unnest_table
+from collectz.services.bulk_rows import any_of, each_key, insert_rows, unnest_table
 from collectz.services.errors import InvalidInput
 from collectz.services.indexing import compose_search_text, derived_columns, refresh_media_index
 from collectz.services.media import COLUMNS, Cleaned, MediaInput
@@ -387,8 +387,7 @@ def _load_candidates(ctx: BatchContext, batch: list[Incoming]) -> _Index:
     if ctx.source:
         ids = {source_id for i in batch for source_id in i.source_ids}
         if ids:
-            rows = db.session.execute(select(MediaSource.source_id, MediaSource.media_id).where(
-                MediaSource.source == ctx.source, any_of(MediaSource.source_id, ids))).all()
+            rows = db.session.execute(_known_entries(ctx.source, ids)).all()
             medias = {m.id: m for m in _full(media_id for _sid, media_id in rows)}
             for source_id, media_id in rows:
                 if media_id in medias:
@@ -445,18 +444,24 @@ def _load_candidates(ctx: BatchContext, batch: list[Incoming]) -> _Index:
     return index
 
 
+def _known_entries(source: str, ids: set[str]) -> Any:
+    """(source id, item id) of the entries of `source` among `ids`, by the (source, source id) index."""
+    if db.session.get_bind().dialect.name != "postgresql":
+        return select(MediaSource.source_id, MediaSource.media_id).where(
+            MediaSource.source == source, MediaSource.source_id.in_(ids))
+    keys = unnest_table("wanted", (("source_id", String()),), [(i,) for i in ids])
+    return each_key(keys, select(MediaSource.source_id, MediaSource.media_id).where(
+        MediaSource.source == source, MediaSource.source_id == keys.c.source_id))
+
+
 def _same_titles(library_id: int, wanted: set[tuple[str, str, int | None]]) -> list[Any]:
     """(id, type, title, year) of the library's items whose (type, sort title, year) is one of `wanted`, by id.
 
-    The batch's keys are joined against the (library, type, sort title) index: only the items sharing all three
+    The batch's keys are looked up in the (library, type, sort title) index: only the items sharing all three
     come back. (By sort title alone, a catalog whose titles repeat returned tens of thousands of rows per batch;
     an SQL OR of a thousand tuples makes PostgreSQL compare every row with every tuple.)"""
     if db.session.get_bind().dialect.name == "postgresql":
-        keys = unnest_table("wanted", (("media_type", String()), ("sort_title", String()), ("year", Integer())),
-                            list(wanted))
-        return list(db.session.execute(select(Media.id, Media.media_type, Media.title, Media.year).join(keys, and_(
-            Media.media_type == keys.c.media_type, Media.sort_title == keys.c.sort_title,
-            Media.year.is_not_distinct_from(keys.c.year))).where(Media.library_id == library_id).order_by(Media.id)))
+        return list(db.session.execute(_title_matches(library_id, wanted)))
     # SQLite: CROSS JOIN keeps the keys as the outer loop (its planner, without statistics, would rather walk the
     # whole library and look each item up in the keys), and "+media.year" keeps it on the sort-title index. The
     # keys are padded to a power of two with rows that match nothing, so a few statements are prepared, not one
@@ -476,6 +481,16 @@ def _same_titles(library_id: int, wanted: set[tuple[str, str, int | None]]) -> l
 
 
 _TITLE_KEYS_MAX = 4096
+
+
+def _title_matches(library_id: int, wanted: set[tuple[str, str, int | None]]) -> Any:
+    """PostgreSQL: `_same_titles`'s query, one probe of the (library, type, sort title) index per key."""
+    keys = unnest_table("wanted", (("media_type", String()), ("sort_title", String()), ("year", Integer())),
+                        list(wanted))
+    query = each_key(keys, select(Media.id, Media.media_type, Media.title, Media.year).where(
+        Media.library_id == library_id, Media.media_type == keys.c.media_type,
+        Media.sort_title == keys.c.sort_title, Media.year.is_not_distinct_from(keys.c.year)))
+    return query.order_by(query.selected_columns.id)
 
 
 def _conflicts(item: Incoming, media: Media) -> str | None:

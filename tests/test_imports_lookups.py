@@ -1,0 +1,113 @@
+"""How an import's lookups stay fast as the catalog grows (PostgreSQL): the lookups of a chunk probe their indexes
+key by key, and an import refreshes the planner statistics of the tables it has grown."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+import pytest
+from flask import Flask
+from sqlalchemy import text
+
+from collectz.extensions import db
+from collectz.models import ImportRow, Media, MediaSource
+from collectz.services import imports
+from collectz.services.bulk_rows import insert_rows, refresh_statistics
+from collectz.services.import_writer import _known_entries, _same_titles, _title_matches
+from collectz.services.users import ensure_default_library
+from tests.conftest import Actors
+from tests.imports_helpers import staged_job
+
+BOB = "bob@example.org"
+
+
+def postgres_only() -> None:
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's planner; SQLite's import lookups are written for its own (see _same_titles)")
+
+
+def plan(query: object) -> str:
+    statement = query.compile(db.engine)  # type: ignore[attr-defined]
+    lines = db.session.connection().exec_driver_sql(f"EXPLAIN {statement}", statement.params).scalars()
+    return "\n".join(lines)
+
+
+def last_analyze(table: str) -> datetime | None:
+    return db.session.execute(text("SELECT last_analyze FROM pg_stat_user_tables WHERE relname = :t"),
+                              {"t": table}).scalar()
+
+
+def wait_for_counted_changes(table: str, at_least: int) -> None:
+    """A backend reports its row counts to the statistics at most once a second: wait until they show."""
+    deadline = time.monotonic() + 10
+    while True:
+        db.session.commit()  # a new transaction reads fresh statistics
+        changed = db.session.execute(text("SELECT n_mod_since_analyze FROM pg_stat_user_tables WHERE relname = :t"),
+                                     {"t": table}).scalar()
+        if changed >= at_least:
+            return
+        assert time.monotonic() < deadline, f"{table}: {changed} changes counted, {at_least} expected"
+        time.sleep(0.2)
+
+
+def test_an_import_refreshes_the_statistics_of_the_tables_it_grew(ctx: Flask, actors: Actors) -> None:
+    postgres_only()
+    db.session.execute(text("ANALYZE media"))
+    db.session.execute(text("ANALYZE import_rows"))
+    db.session.commit()
+    before = {table: last_analyze(table) for table in ("media", "import_rows")}
+    records = [{"source_id": f"s{i}", "media_type": "book", "title": f"Statistics {i}", "year": "2001"}
+               for i in range(2400)]
+    job_id = staged_job(BOB, records, chunk_size=1200)
+    wait_for_counted_changes("import_rows", 2400)
+    assert imports.process_chunk(job_id, 0).next_chunk == 1  # it analyses import_rows, which the staging grew
+    wait_for_counted_changes("media", 1200)
+    assert imports.process_chunk(job_id, 1).next_chunk is None  # ... and media, which the first chunk grew
+    assert db.session.get(imports.SyncJob, job_id).created == 2400
+    for table, then in before.items():
+        now = last_analyze(table)
+        assert now is not None and (then is None or now > then), table
+
+
+def test_statistics_are_left_as_they_are_below_the_threshold(ctx: Flask, actors: Actors) -> None:
+    if db.engine.dialect.name == "postgresql":
+        db.session.execute(text("ANALYZE media"))
+        db.session.commit()
+    run = imports.run_inline(staged_job(BOB, [{"source_id": "one", "media_type": "book", "title": "Alone"}]))
+    assert run.created == 1
+    if db.engine.dialect.name == "postgresql":
+        wait_for_counted_changes("media", 1)
+    assert refresh_statistics([Media.__table__, ImportRow.__table__]) == []  # one row: nothing worth a new sample
+    assert refresh_statistics([Media.__table__], after_rows=1) == (
+        ["media"] if db.engine.dialect.name == "postgresql" else [])  # SQLite: never (no planner statistics used)
+
+
+def _many_entries(count: int) -> None:
+    library = ensure_default_library().id
+    insert_rows(Media.__table__, [
+        {"id": i, "library_id": library, "media_type": "book", "title": f"Entry {i}", "sort_title": f"entry {i}",
+         "year": 2000 + i % 20, "formats": [], "search_text": f"entry {i}"} for i in range(1, count + 1)])
+    insert_rows(MediaSource.__table__, [{"media_id": i, "source": "csv", "source_id": f"csv:{i}"}
+                                        for i in range(1, count + 1)])
+    db.session.execute(text("ANALYZE media"))
+    db.session.execute(text("ANALYZE media_sources"))
+    db.session.commit()
+
+
+def test_a_chunks_lookups_probe_their_indexes_key_by_key(ctx: Flask, actors: Actors) -> None:
+    """A thousand keys against a catalog of 20,000: each key is an index probe, not a pass over the whole table (which
+    the planner chooses for `= ANY(array)` or a join, and which takes longer the larger the catalog)."""
+    postgres_only()
+    _many_entries(20_000)
+    ids = {f"csv:new{i}" for i in range(1000)} | {"csv:7", "csv:19999"}
+    sources = plan(_known_entries("csv", ids))
+    assert "uq_media_sources_source_source_id" in sources and "Seq Scan on media_sources" not in sources, sources
+    assert sorted(db.session.execute(_known_entries("csv", ids)).all()) == [("csv:19999", 19999), ("csv:7", 7)]
+    library = ensure_default_library().id
+    wanted = {("book", f"new {i}", 2001) for i in range(1000)}
+    wanted |= {("book", "entry 42", 2002), ("book", "entry 43", None)}
+    found = _same_titles(library, wanted)
+    assert [(row.id, row.title) for row in found] == [(42, "Entry 42")]  # the year must match too (NULL is no year)
+    titles = plan(_title_matches(library, wanted))
+    assert "ix_media_type_browse" in titles and "Seq Scan on media" not in titles, titles
