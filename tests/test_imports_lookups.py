@@ -1,5 +1,5 @@
-"""How an import's lookups stay fast as the catalog grows (PostgreSQL): the lookups of a chunk probe their indexes
-key by key, and an import refreshes the planner statistics of the tables it has grown."""
+"""How an import's lookups stay fast as the catalog grows (PostgreSQL): the lookups of a chunk (entries, titles,
+people) probe their indexes key by key, and an import refreshes the planner statistics of the tables it has grown."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from flask import Flask
 from sqlalchemy import text
 
 from collectz.extensions import db
-from collectz.models import ImportRow, Media, MediaSource
+from collectz.models import ImportRow, Media, MediaSource, Person
 from collectz.services import imports
 from collectz.services.bulk_rows import insert_rows, refresh_statistics
 from collectz.services.import_writer import _known_entries, _same_titles, _title_matches
+from collectz.services.people import named_rows
 from collectz.services.users import ensure_default_library
 from tests.conftest import Actors
 from tests.imports_helpers import staged_job
@@ -90,8 +91,9 @@ def _many_entries(count: int) -> None:
          "year": 2000 + i % 20, "formats": [], "search_text": f"entry {i}"} for i in range(1, count + 1)])
     insert_rows(MediaSource.__table__, [{"media_id": i, "source": "csv", "source_id": f"csv:{i}"}
                                         for i in range(1, count + 1)])
-    db.session.execute(text("ANALYZE media"))
-    db.session.execute(text("ANALYZE media_sources"))
+    insert_rows(Person.__table__, [{"name": f"Person {i}", "name_key": f"person {i}"} for i in range(1, count + 1)])
+    for table in ("media", "media_sources", "people"):
+        db.session.execute(text(f"ANALYZE {table}"))
     db.session.commit()
 
 
@@ -111,3 +113,7 @@ def test_a_chunks_lookups_probe_their_indexes_key_by_key(ctx: Flask, actors: Act
     assert [(row.id, row.title) for row in found] == [(42, "Entry 42")]  # the year must match too (NULL is no year)
     titles = plan(_title_matches(library, wanted))
     assert "ix_media_type_browse" in titles and "Seq Scan on media" not in titles, titles
+    names = [f"someone {i}" for i in range(2500)] + ["person 5", "person 20000"]
+    people = plan(named_rows(Person, names))
+    assert "uq_people_name_key" in people and "Seq Scan on people" not in people, people
+    assert sorted(row.name for row in db.session.execute(named_rows(Person, names))) == ["Person 20000", "Person 5"]

@@ -52,6 +52,15 @@ def each_key(keys: FromClause, query: Select[Any]) -> Select[Any]:
     return select(*found.c).select_from(keys).join(found, true())
 
 
+def matching(query: Select[Any], column: Any, values: Sequence[Any] | set[Any]) -> Select[Any]:
+    """`query` restricted to the rows whose `column` is one of `values` (a batch's keys): SQLite `IN`; PostgreSQL one
+    probe of `column`'s index per value (`each_key`), however large the table."""
+    if db.session.get_bind().dialect.name != "postgresql":
+        return query.where(column.in_(list(values)))
+    keys = unnest_table("wanted", ((column.key, column.type),), [(value,) for value in values])
+    return each_key(keys, query.where(column == keys.c[column.key]))
+
+
 def _placeholder(dialect: Any) -> str:
     return "?" if dialect.paramstyle == "qmark" else "%s"
 

@@ -39,7 +39,7 @@ from collectz.models import (
 )
 from collectz.models.media import make_sort_title
 from collectz.models.media_types import MEDIA_TYPES, PERSON_ROLES, TYPE_DETAILS
-from collectz.services.bulk_rows import any_of, each_key, insert_rows, unnest_table
+from collectz.services.bulk_rows import any_of, each_key, insert_rows, matching, unnest_table
 from collectz.services.errors import InvalidInput
 from collectz.services.indexing import compose_search_text, derived_columns, refresh_media_index
 from collectz.services.media import COLUMNS, Cleaned, MediaInput
@@ -446,12 +446,8 @@ def _load_candidates(ctx: BatchContext, batch: list[Incoming]) -> _Index:
 
 def _known_entries(source: str, ids: set[str]) -> Any:
     """(source id, item id) of the entries of `source` among `ids`, by the (source, source id) index."""
-    if db.session.get_bind().dialect.name != "postgresql":
-        return select(MediaSource.source_id, MediaSource.media_id).where(
-            MediaSource.source == source, MediaSource.source_id.in_(ids))
-    keys = unnest_table("wanted", (("source_id", String()),), [(i,) for i in ids])
-    return each_key(keys, select(MediaSource.source_id, MediaSource.media_id).where(
-        MediaSource.source == source, MediaSource.source_id == keys.c.source_id))
+    return matching(select(MediaSource.source_id, MediaSource.media_id).where(MediaSource.source == source),
+                    MediaSource.source_id, ids)
 
 
 def _same_titles(library_id: int, wanted: set[tuple[str, str, int | None]]) -> list[Any]:

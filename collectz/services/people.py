@@ -15,7 +15,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from collectz.extensions import db
 from collectz.models import Genre, Media, MediaPerson, Person
-from collectz.services.bulk_rows import any_of
+from collectz.services.bulk_rows import any_of, matching
 
 PERSON_NAME_MAX = 255
 GENRE_NAME_MAX = 100
@@ -58,7 +58,7 @@ def _get_or_create(model: type[Named], names: Iterable[str], max_length: int, li
         return {}
     def load(keys: Iterable[str]) -> Iterable[Any]:
         if light:
-            return db.session.execute(select(model.id, model.name, model.name_key).where(any_of(model.name_key, keys)))
+            return db.session.execute(named_rows(model, list(keys)))
         return db.session.scalars(select(model).where(any_of(model.name_key, keys)))
 
     found = {row.name_key: row for row in load(wanted)}
@@ -69,6 +69,12 @@ def _get_or_create(model: type[Named], names: Iterable[str], max_length: int, li
         new_keys = [row["name_key"] for row in missing]
         found.update((row.name_key, row) for row in load(new_keys))
     return found
+
+
+def named_rows(model: type[Named], keys: list[str]) -> Any:
+    """(id, name, name_key) of the rows with these keys: an import's thousands of names, each one probe of the
+    name_key index (a whole-table scan on PostgreSQL otherwise: see bulk_rows.each_key)."""
+    return matching(select(model.id, model.name, model.name_key), model.name_key, keys)
 
 
 def get_or_create_people(names: Iterable[str], *, light: bool = False) -> dict[str, Person]:
