@@ -3,6 +3,8 @@ people) probe their indexes key by key, and an import refreshes the planner stat
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from datetime import datetime
 
@@ -71,9 +73,41 @@ def test_an_import_refreshes_the_statistics_of_the_tables_it_grew(ctx: Flask, ac
         assert now is not None and (then is None or now > then), table
 
 
+def test_a_table_busy_elsewhere_is_left_alone_and_the_import_goes_on(ctx: Flask, actors: Actors,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    """Another session vacuuming or analysing import_rows holds the lock ANALYZE needs: the step waits a moment, says
+    so in the log, and the import goes on (it does not wait for that session to finish)."""
+    postgres_only()
+    db.session.execute(text("ANALYZE import_rows"))
+    db.session.commit()
+    before = last_analyze("import_rows")
+    records = [{"source_id": f"b{i}", "media_type": "book", "title": f"Busy {i}"} for i in range(1200)]
+    job_id = staged_job(BOB, records, chunk_size=600)
+    wait_for_counted_changes("import_rows", 1200)
+    other = db.engine.connect()
+    other.execute(text("LOCK TABLE import_rows IN SHARE UPDATE EXCLUSIVE MODE"))  # what a VACUUM holds
+    release = threading.Timer(5, other.rollback)  # without a bounded wait, the step would wait until then
+    release.start()
+    try:
+        started = time.monotonic()
+        with caplog.at_level(logging.INFO, logger="collectz.imports"):
+            assert imports.process_chunk(job_id, 0).next_chunk == 1
+        took = time.monotonic() - started
+    finally:
+        release.cancel()
+        other.rollback()
+        other.close()
+    assert took < 3
+    assert "could not refresh table statistics" in caplog.text
+    assert last_analyze("import_rows") == before
+    assert imports.process_chunk(job_id, 1).next_chunk is None
+    assert db.session.get(imports.SyncJob, job_id).created == 1200
+
+
 def test_statistics_are_left_as_they_are_below_the_threshold(ctx: Flask, actors: Actors) -> None:
     if db.engine.dialect.name == "postgresql":
         db.session.execute(text("ANALYZE media"))
+        db.session.execute(text("ANALYZE import_rows"))  # earlier tests' changes are not this test's
         db.session.commit()
     run = imports.run_inline(staged_job(BOB, [{"source_id": "one", "media_type": "book", "title": "Alone"}]))
     assert run.created == 1

@@ -203,6 +203,7 @@ def update_rows(table: Table, key: str, rows: Sequence[dict[str, Any]]) -> None:
 # A table's planner statistics are taken again once it has changed by this many rows, and by at least as many rows as
 # it had when they were last taken (so a table is analysed about once each time it doubles: a few times per import).
 ANALYZE_AFTER_ROWS = 1000
+ANALYZE_LOCK_WAIT = "200ms"  # a table busy with someone else's VACUUM or ANALYZE is left for the next step
 
 
 def refresh_statistics(tables: Sequence[Table], *, after_rows: int = ANALYZE_AFTER_ROWS) -> list[str]:
@@ -212,18 +213,19 @@ def refresh_statistics(tables: Sequence[Table], *, after_rows: int = ANALYZE_AFT
     A large import changes tables faster than autovacuum re-analyses them (at most once a minute, and never when it is
     off): without statistics the planner takes a table of 100,000 items for a small one, and an import's lookups by
     `= ANY(array)` scan whole tables instead of their indexes, each chunk slower than the one before. Run between
-    transactions (the caller commits around it): ANALYZE reads a sample and blocks no reader or writer."""
-    if not tables:
+    transactions (the caller commits around it): ANALYZE reads a sample and blocks no reader or writer. It waits at
+    most ANALYZE_LOCK_WAIT for a table another session is vacuuming or analysing, then fails (the caller goes on)."""
+    if db.session.get_bind().dialect.name != "postgresql":
         return []
     connection = db.session.connection()
-    if connection.dialect.name != "postgresql":
-        return []
-    names = [table.name for table in tables]
-    changed = connection.exec_driver_sql(
+    changed = sorted(connection.exec_driver_sql(
         "SELECT s.relname FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid "
         "WHERE s.schemaname = current_schema() AND s.relname = ANY(%s) "
-        "AND s.n_mod_since_analyze >= GREATEST(%s, c.reltuples)", (names, after_rows)).scalars().all()
+        "AND s.n_mod_since_analyze >= GREATEST(%s, c.reltuples)",
+        ([table.name for table in tables], after_rows)).scalars())
+    if changed:
+        connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{ANALYZE_LOCK_WAIT}'")
     quote = connection.dialect.identifier_preparer.quote
-    for name in sorted(changed):
+    for name in changed:
         connection.exec_driver_sql(f"ANALYZE {quote(name)}")
-    return sorted(changed)
+    return changed

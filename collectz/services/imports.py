@@ -484,7 +484,7 @@ def process_chunk(job_id: int, chunk: int) -> ChunkDone:
     return done
 
 
-# What an import's lookups read (by `= ANY(array)` of a whole chunk), and the rows it stages.
+# The tables an import grows and its chunks' lookups read (by identifier, item and entry), and the rows it stages.
 _LOOKUP_TABLES = (Media.__table__, MediaSource.__table__, MediaPerson.__table__, MediaGenre.__table__,
                   ImportRow.__table__)
 
