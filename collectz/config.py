@@ -22,7 +22,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # Whole-number settings where 0 would break sign-in or sessions.
 INT_MINIMUMS = {"SESSION_IDLE_MINUTES": 1, "SESSION_ABSOLUTE_HOURS": 1, "SESSION_REMEMBER_DAYS": 1,
                 "SESSION_MAX_PER_USER": 1, "SESSION_CLEANUP_MINUTES": 1, "PASSWORD_MIN_LENGTH": 8,
-                "IMPORT_MAX_MB": 1, "IMPORT_CHUNK_SIZE": 1, "IMPORT_STALE_SECONDS": 1,
+                "IMPORT_MAX_MB": 1, "IMPORT_STALE_SECONDS": 1,
                 "OUTBOUND_TIMEOUT_SECONDS": 1, "MAX_IMAGE_BYTES": 1024, "MAX_IMAGE_PIXELS": 1}
 SECRET_SETTINGS = ("SECRET_KEY", "INTEGRATION_ENCRYPTION_KEY", "DATABASE_URL", "REDIS_URL", "METRICS_TOKEN",
                    "S3_SECRET_ACCESS_KEY")
@@ -144,7 +144,7 @@ class Settings:
     LOG_EXPORT_SYSLOG_URL: str = ""  # udp://host:514 or tcp://host:514
     LOG_EXPORT_LEVEL: str = "INFO"
     IMPORT_MAX_MB: int = 150
-    IMPORT_CHUNK_SIZE: int = 1000
+    IMPORT_CHUNK_SIZE: int = 0  # rows per chunk; 0: chosen per import (services.imports._sized_chunk)
     IMPORT_STALE_SECONDS: int = 120
     PUBLIC_URL: str = ""
     TMDB_BASE_URL: str = "https://api.themoviedb.org"

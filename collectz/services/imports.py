@@ -6,10 +6,11 @@ cross Redis. It runs in two steps (rq entry points in collectz.jobs.imports):
 1. `stage(job_id)`: the parser streams the uploaded file and every record becomes a pending import row, stored in
    batches. Nothing reaches the catalog yet, so a file that turns out malformed half-way fails the job with nothing
    half-written. Run again after a crash, it resumes after the last stored row.
-2. `process_chunk(job_id, chunk)`: `IMPORT_CHUNK_SIZE` rows in one transaction. The chunk first takes the library's
-   import write lock (PostgreSQL: an advisory lock; SQLite: its first statement is a write, which takes the
-   database's write lock), so two imports of overlapping files never both create an item. Only rows still pending
-   are handled, so a chunk that runs twice changes nothing the second time. Each says which chunk runs next.
+2. `process_chunk(job_id, chunk)`: a chunk of rows (`IMPORT_CHUNK_SIZE`, or see `_sized_chunk`) in one transaction.
+   The chunk first takes the library's import write lock (PostgreSQL: an advisory lock; SQLite: its first statement
+   is a write, which takes the database's write lock), so two imports of overlapping files never both create an
+   item. Only rows still pending are handled, so a chunk that runs twice changes nothing the second time. Each says
+   which chunk runs next.
 
 `sweep()` (maintenance queue) re-enqueues the step of any unfinished job that has shown no sign of life for
 `IMPORT_STALE_SECONDS`: a worker killed mid-chunk, or a Redis that restarted empty, delays a job; it does not lose
@@ -98,8 +99,28 @@ def settings() -> Any:
     return current_app.config["COLLECTZ"]
 
 
+# Rows per chunk when IMPORT_CHUNK_SIZE is not set: a file import's stage chooses from its first rows' size (see
+# _sized_chunk), between DEFAULT_CHUNK_ROWS and LARGEST_CHUNK_ROWS; the other kinds take DEFAULT_CHUNK_ROWS.
+DEFAULT_CHUNK_ROWS = 1000
+LARGEST_CHUNK_ROWS = 5000
+CHUNK_SOURCE_BYTES = 768 * 1024
+
+
 def chunk_size() -> int:
-    return settings().IMPORT_CHUNK_SIZE
+    """Rows per chunk: IMPORT_CHUNK_SIZE, or DEFAULT_CHUNK_ROWS when it is not set."""
+    return settings().IMPORT_CHUNK_SIZE or DEFAULT_CHUNK_ROWS
+
+
+def _sized_chunk(records: list[Record]) -> int:
+    """Rows per chunk for a file import whose first records these are (IMPORT_CHUNK_SIZE not set): as many as hold
+    about CHUNK_SOURCE_BYTES of records, between DEFAULT_CHUNK_ROWS and LARGEST_CHUNK_ROWS.
+
+    Each chunk has costs of its own, whatever its size: its lookups ask again for the people, genres and titles its
+    rows share with the other chunks', and its commit writes out again the index pages they share. Small rows (a
+    spreadsheet's) import faster in fewer, larger chunks; a chunk's memory grows with its records' size, which this
+    bounds (a Delicious Library entry is about 850 bytes of record and stays at 1,000 rows a chunk)."""
+    average = sum(len(json.dumps(record, default=str)) for record in records) / max(len(records), 1)
+    return max(DEFAULT_CHUNK_ROWS, min(LARGEST_CHUNK_ROWS, int(CHUNK_SOURCE_BYTES / max(average, 1.0))))
 
 
 def max_bytes() -> int:
@@ -194,8 +215,8 @@ def start_import(actor: User, upload: Upload, options: dict[str, Any] | None = N
         discard_upload(upload)
         return existing, False
     job = SyncJob(kind=upload.kind, status="queued", source_name=upload.filename, source_hash=upload.sha256,
-                  options={**(options or {}), "upload": upload.token, "chunk_size": chunk_size(),
-                           "size": upload.size},
+                  options={**(options or {}), "upload": upload.token,
+                           "chunk_size": settings().IMPORT_CHUNK_SIZE or None, "size": upload.size},
                   created_by=actor.id, heartbeat_at=utcnow())
     db.session.add(job)
     db.session.flush()
@@ -345,13 +366,20 @@ def stage(job_id: int) -> int | None:
         job.status, job.started_at = "running", utcnow()
     job.heartbeat_at = utcnow()
     db.session.commit()
-    size = job.options.get("chunk_size") or chunk_size()
+    size: int = job.options.get("chunk_size") or 0  # 0: chosen from the first rows (stored with them)
     done = db.session.scalar(select(func.max(ImportRow.row_number)).where(ImportRow.job_id == job.id)) or 0
     batch: list[dict[str, Any]] = []
     number = 0
 
     def flush() -> None:
+        nonlocal size
         if batch:
+            if not size:
+                size = _sized_chunk([row["raw"] for row in batch]) if job.kind in FILE_KINDS else chunk_size()
+                db.session.execute(update(SyncJob).where(SyncJob.id == job_id).values(
+                    options={**job.options, "chunk_size": size}))
+            for row in batch:
+                row["chunk"] = (row["row_number"] - 1) // size
             insert_rows(ImportRow.__table__, batch, on_conflict_do_nothing=("job_id", "row_number"))
             batch.clear()
         db.session.execute(update(SyncJob).where(SyncJob.id == job_id).values(heartbeat_at=utcnow()))
@@ -361,8 +389,7 @@ def stage(job_id: int) -> int | None:
         for number, record in enumerate(source_records(job), start=1):
             if number <= done:
                 continue
-            batch.append({"job_id": job_id, "row_number": number, "chunk": (number - 1) // size,
-                          "outcome": "pending", "raw": record})
+            batch.append({"job_id": job_id, "row_number": number, "chunk": 0, "outcome": "pending", "raw": record})
             if len(batch) >= STAGE_BATCH:
                 flush()
         flush()
