@@ -154,12 +154,14 @@ def test_overlapping_imports_on_two_workers_make_no_duplicates(backend: Backend,
     union = len(shared) + len(same_items_a) + len(only_a) + len(only_b)
 
     with make_stack(backend, tmp_path) as stack:
-        job_a = start_csv_import(stack, "bob@example.org", file_a, enqueue=False)
-        job_b = start_csv_import(stack, "carol@example.org", file_b, enqueue=False)
         stack.start_worker()
         stack.start_worker()
         stack.wait_ready(2)
         stack.wait_idle()  # both take a job at once, neither is held by a start-up clean-up
+        # The jobs are made only now: a queued job that waits longer than IMPORT_STALE_SECONDS is the sweeper's to
+        # start (as after a Redis restart), and on a slow machine it would start them while the workers start.
+        job_a = start_csv_import(stack, "bob@example.org", file_a, enqueue=False)
+        job_b = start_csv_import(stack, "carol@example.org", file_b, enqueue=False)
         from collectz.jobs import imports as import_jobs
 
         with stack.ctx():
