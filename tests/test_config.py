@@ -70,6 +70,14 @@ def test_integers_must_be_whole_numbers(raw: str) -> None:
 def test_integers_must_not_be_negative() -> None:
     with pytest.raises(ConfigError, match="SESSION_REMEMBER_DAYS"):
         Settings.from_env({"SESSION_REMEMBER_DAYS": "-1"})
+    with pytest.raises(ConfigError, match="IMPORT_CHUNK_SIZE"):
+        Settings.from_env({"IMPORT_CHUNK_SIZE": "-5"})
+
+
+def test_the_import_chunk_size_is_chosen_per_import_unless_set() -> None:
+    assert Settings.from_env({}).IMPORT_CHUNK_SIZE == 0
+    assert Settings.from_env({"IMPORT_CHUNK_SIZE": "0"}).IMPORT_CHUNK_SIZE == 0
+    assert Settings.from_env({"IMPORT_CHUNK_SIZE": "250"}).IMPORT_CHUNK_SIZE == 250
 
 
 def test_other_values_are_validated() -> None:

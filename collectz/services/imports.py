@@ -111,9 +111,15 @@ def chunk_size() -> int:
     return settings().IMPORT_CHUNK_SIZE or DEFAULT_CHUNK_ROWS
 
 
+def _rows_per_chunk(job: SyncJob) -> int:
+    """The job's chunk size (fixed when it was made, or by its stage: see _sized_chunk)."""
+    return job.options.get("chunk_size") or chunk_size()
+
+
 def _sized_chunk(records: list[Record]) -> int:
-    """Rows per chunk for a file import whose first records these are (IMPORT_CHUNK_SIZE not set): as many as hold
-    about CHUNK_SOURCE_BYTES of records, between DEFAULT_CHUNK_ROWS and LARGEST_CHUNK_ROWS.
+    """Rows per chunk for an upload's import whose first records these are (IMPORT_CHUNK_SIZE not set; the other
+    kinds fix theirs when they are made): as many as hold about CHUNK_SOURCE_BYTES of records, between
+    DEFAULT_CHUNK_ROWS and LARGEST_CHUNK_ROWS.
 
     Each chunk has costs of its own, whatever its size: its lookups ask again for the people, genres and titles its
     rows share with the other chunks', and its commit writes out again the index pages they share. Small rows (a
@@ -375,7 +381,7 @@ def stage(job_id: int) -> int | None:
         nonlocal size
         if batch:
             if not size:
-                size = _sized_chunk([row["raw"] for row in batch]) if job.kind in FILE_KINDS else chunk_size()
+                size = _sized_chunk([row["raw"] for row in batch])
                 db.session.execute(update(SyncJob).where(SyncJob.id == job_id).values(
                     options={**job.options, "chunk_size": size}))
             for row in batch:
@@ -389,7 +395,7 @@ def stage(job_id: int) -> int | None:
         for number, record in enumerate(source_records(job), start=1):
             if number <= done:
                 continue
-            batch.append({"job_id": job_id, "row_number": number, "chunk": 0, "outcome": "pending", "raw": record})
+            batch.append({"job_id": job_id, "row_number": number, "outcome": "pending", "raw": record})
             if len(batch) >= STAGE_BATCH:
                 flush()
         flush()
@@ -488,7 +494,7 @@ def process_chunk(job_id: int, chunk: int) -> ChunkDone:
         _cancel_pending(job)
         db.session.commit()
         return ChunkDone(None)
-    size = job.options.get("chunk_size") or chunk_size()
+    size = _rows_per_chunk(job)
     # (id, raw) rows, not ORM objects: a chunk reads them once and writes their outcomes with one statement.
     rows = list(db.session.execute(select(ImportRow.id, ImportRow.raw).where(
         ImportRow.job_id == job_id, ImportRow.row_number.between(chunk * size + 1, (chunk + 1) * size),
@@ -578,7 +584,7 @@ def _next_chunk(job: SyncJob, after: int = 0) -> int | None:
     """The chunk of the first pending row: looked for after row `after` first (the chunk that just ran), then from
     the start. (From the start only, PostgreSQL walks the index entries every done row left behind, and the query
     slows with each chunk.)"""
-    size = job.options.get("chunk_size") or chunk_size()
+    size = _rows_per_chunk(job)
     pending = select(func.min(ImportRow.row_number)).where(ImportRow.job_id == job.id, ImportRow.outcome == "pending")
     first = db.session.scalar(pending.where(ImportRow.row_number > after)) if after else None
     if first is None:
