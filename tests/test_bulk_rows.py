@@ -3,12 +3,17 @@ shapes, ON CONFLICT DO NOTHING, executemany updates — on both databases."""
 
 from __future__ import annotations
 
+from datetime import date
+
 from flask import Flask
-from sqlalchemy import event, select
+from sqlalchemy import event, select, text
 
 from collectz.extensions import db
-from collectz.models import ImportRow, SyncJob
+from collectz.models import ImportRow, Media, SyncJob
+from collectz.models.media import make_sort_title
 from collectz.services.bulk_rows import MAX_PAGE, _pages, insert_rows, update_rows
+from collectz.services.users import ensure_default_library
+from tests.test_library_browse import browse_service
 
 
 def test_pages_are_powers_of_two_within_the_limits() -> None:
@@ -84,3 +89,50 @@ def test_plain_inserts_keep_every_value_exactly(app: Flask, actors) -> None:
             (r["row_number"], r["chunk"], r["outcome"], r["message"], r["raw"]) for r in rows]
         assert all(r.updated_at is not None and r.updated_at.tzinfo is not None for r in stored)
         db.session.remove()
+
+
+def _items(library_id: int, numbers: range) -> list[dict]:
+    return [{"library_id": library_id, "media_type": "book", "title": f"Quillwort {n}",
+             "sort_title": make_sort_title(f"Quillwort {n}"), "formats": ["Paperback"], "type_details": {"pages": n},
+             "copies": 1, "release_date": date(2001, 2, 3), "rating": 7.5, "year": 2001,
+             "search_text": f"quillwort {n} qx{n:04d}z"} for n in numbers]
+
+
+def test_items_go_in_with_one_statement_and_search_finds_every_one(app: Flask, actors) -> None:
+    """SQLite: the items of a call go into the table with one INSERT ... SELECT from a temporary copy filled a page
+    at a time, so its full-text index takes them in one statement (a statement per page made its index write and
+    merge many small segments). Every item is stored as given and found by search, and no call sees another's rows
+    in the copy, also after a rollback."""
+    with app.app_context():
+        library_id = ensure_default_library().id
+        db.session.commit()
+        statements: list[str] = []
+        listener = event.listens_for(db.engine, "before_cursor_execute")(
+            lambda conn, cursor, sql, params, context, many: statements.append(sql))
+        insert_rows(Media.__table__, _items(library_id, range(1, 601)))
+        db.session.commit()
+        event.remove(db.engine, "before_cursor_execute", listener)
+        if db.engine.dialect.name == "sqlite":
+            into_media = [s for s in statements if s.startswith("INSERT INTO main.media ")]
+            into_copy = [s for s in statements if s.startswith("INSERT INTO temp.bulk_media ")]
+            assert len(into_media) == 1 and "SELECT" in into_media[0]
+            assert len(into_copy) == 5  # 256 + 256 + 64 + 16 + 8 rows, into the copy
+
+        insert_rows(Media.__table__, _items(library_id, range(601, 901)))  # the copy holds none of the first call's
+        db.session.rollback()
+        insert_rows(Media.__table__, _items(library_id, range(901, 1201)))  # nor of the rolled-back call's
+        db.session.commit()
+        stored = db.session.execute(select(Media.title, Media.release_date, Media.formats, Media.type_details,
+                                           Media.rating, Media.copies).order_by(Media.id)).all()
+        numbers = [*range(1, 601), *range(901, 1201)]
+        assert [tuple(row) for row in stored] == [
+            (f"Quillwort {n}", date(2001, 2, 3), ["Paperback"], {"pages": n}, 7.5, 1) for n in numbers]
+        if db.engine.dialect.name == "sqlite":  # the copy is gone with its call
+            assert db.session.scalar(text("SELECT count(*) FROM temp.sqlite_master WHERE name = 'bulk_media'")) == 0
+        db.session.remove()
+    bob = actors.ids["bob"]
+    for n in (1, 417, 600, 901, 1200):
+        page = browse_service(app, bob, q=f"qx{n:04d}z")
+        assert page.total == 1 and [row.title for row in page.rows] == [f"Quillwort {n}"]
+    assert browse_service(app, bob, q="qx0700z").total == 0  # rolled back
+    assert browse_service(app, bob, q="quillwort").total == 900

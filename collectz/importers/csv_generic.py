@@ -416,8 +416,8 @@ def _resolve(mapping: dict[str, str], columns: list[str]) -> dict[str, int]:
     return resolved
 
 
-def _cell(row: list[str], index: int) -> str:
-    value = row[index].strip() if index < len(row) else ""
+def _unquoted(value: str) -> str:
+    """A stripped cell that starts with = or ' as it was meant (most cells do not: `_record` asks only for those)."""
     # Excel's way to keep leading zeros: ="0261102214".
     if len(value) > 3 and value.startswith('="') and value.endswith('"'):
         value = value[2:-1].strip()
@@ -433,10 +433,15 @@ def _split(value: str) -> list[str]:
 
 def _record(line: int, row: list[str], fields: dict[str, int]) -> Record:
     record: Record = {"line": line}
+    width = len(row)
     for name, index in fields.items():
-        value = _cell(row, index)
+        value = row[index].strip() if index < width else ""
         if not value:
             continue
+        if value[0] in "='":
+            value = _unquoted(value)
+            if not value:  # ="" : an empty cell
+                continue
         if name == "import_ref":
             record["source_id"] = value
         elif name in _PEOPLE:

@@ -3,9 +3,11 @@
 Imports write tens of thousands of rows per minute; SQLAlchemy's per-row parameter handling costs more than the
 database's own work at that rate. These helpers keep what matters of it — each column's type conversion (the
 type's bind processor: dates, JSON, our UTC timestamps) and the column defaults — and hand the driver flat
-parameter lists. SQLite: multi-row INSERTs (one statement per page of rows: the full-text trigger then flushes once
-per statement, not once per row) and UPDATEs as one executemany. PostgreSQL: COPY (ON CONFLICT inserts and UPDATEs
-go through a scratch table filled by COPY, then one statement). Used inside the caller's transaction.
+parameter lists. SQLite: multi-row INSERTs, a page of rows per statement; the rows of a table whose trigger feeds a
+full-text index go through a temporary copy of the table, then one INSERT ... SELECT (the index writes out its pending
+terms at the end of each statement: once per call, not once per page or per row); UPDATEs as one executemany.
+PostgreSQL: COPY (ON CONFLICT inserts and UPDATEs go through a scratch table filled by COPY, then one statement).
+Used inside the caller's transaction.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from collectz.extensions import db
 # Bound parameters per statement: SQLite's limit (32766 since 3.32) and PostgreSQL's (65535).
 _MAX_PARAMS = {"sqlite": 32766, "postgresql": 65535}
 MAX_PAGE = 256  # rows per INSERT statement
+# SQLite tables whose insert trigger feeds a full-text (FTS5) index: their rows go in with one statement per call.
+FULL_TEXT_FED = frozenset({"media"})
 _SCRATCH_SERIAL = 0  # PostgreSQL scratch tables get a new name each: several may live in one transaction
 
 
@@ -132,12 +136,29 @@ def insert_rows(table: Table, rows: Sequence[dict[str, Any]], *, on_conflict_do_
         connection.exec_driver_sql(f"INSERT INTO {quote(table.name)} ({listed}) SELECT {listed} FROM {scratch}"
                                    + tail)
         return
-    for start, size in _pages(len(rows), _MAX_PARAMS.get(dialect.name, 999) // len(columns)):
+    pages = _pages(len(rows), _MAX_PARAMS.get(dialect.name, 999) // len(columns))
+    gathered = len(pages) > 1 and table.name in FULL_TEXT_FED and not on_conflict_do_nothing
+    copy = f"temp.{quote('bulk_' + table.name)}"
+    if gathered:
+        # One INSERT ... SELECT from a temporary copy of the call's columns, so the full-text index takes the rows in
+        # one statement: FTS5 writes out its pending terms at the end of every statement (each is a savepoint), and
+        # with a statement per page, writing and merging its many small segments took more than half the time of a
+        # 100,000-row import's item inserts. The copy has no index or trigger; made for the call (so it always has
+        # the table's current columns) and dropped after it, within the caller's transaction.
+        listed = ", ".join(quote(c) for c in columns)
+        connection.exec_driver_sql(f"DROP TABLE IF EXISTS {copy}")
+        connection.exec_driver_sql(f"CREATE TEMP TABLE {quote('bulk_' + table.name)} AS "
+                                   f"SELECT {listed} FROM main.{quote(table.name)} WHERE 0")
+        head = f"INSERT INTO {copy} ({listed}) VALUES "
+    for start, size in pages:
         chunk = rows[start:start + size]
         flat: list[Any] = []
         for values in _values(processors, names, fixed, chunk):
             flat.extend(values)
         connection.exec_driver_sql(head + ", ".join([one] * len(chunk)) + tail, tuple(flat))
+    if gathered:
+        connection.exec_driver_sql(f"INSERT INTO main.{quote(table.name)} ({listed}) SELECT {listed} FROM {copy}")
+        connection.exec_driver_sql(f"DROP TABLE {copy}")
 
 
 def _values(processors: list[Callable[[Any], Any] | None], names: Sequence[str], fixed: list[Any],

@@ -84,7 +84,7 @@ class Incoming:
     variants: list[dict[str, Any]] = field(default_factory=list)  # media_variants columns, source_key required
     alt_source_ids: list[str] = field(default_factory=list)  # other ids of the same entry (a Plex rating key)
 
-    @property
+    @cached_property  # an Incoming is not changed once made; dedupe asks these several times per row
     def source_ids(self) -> list[str]:
         return [i for i in (self.source_id, *self.alt_source_ids) if i]
 
@@ -99,7 +99,7 @@ class Incoming:
     def identifier(self, name: str) -> Any:
         return self.plex_guid if name == "plex_guid" else self.cleaned.columns.get(name)
 
-    @property
+    @cached_property
     def has_identifier(self) -> bool:
         return any(self.identifier(name) for name in ID_ORDER)
 

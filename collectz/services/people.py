@@ -106,9 +106,11 @@ def ordered_credits(credits: Iterable[Credit], people: dict[str, Person]) -> lis
 def ordered_genres(names: Iterable[str], genres: dict[str, Genre]) -> list[Genre]:
     """The genres of these names that are known, in the order given, each once."""
     ordered: list[Genre] = []
+    seen: set[int] = set()  # by id: the rows may be plain result rows, which compare slowly
     for name in names:
         genre = genres.get(name_key(name, GENRE_NAME_MAX))
-        if genre is not None and genre not in ordered:
+        if genre is not None and genre.id not in seen:
+            seen.add(genre.id)
             ordered.append(genre)
     return ordered
 
