@@ -20,12 +20,11 @@ from sqlalchemy import ColumnElement, FromClause, Select, Table, any_, func, lit
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from collectz.extensions import db
+from collectz.services.indexing import SEARCH_FED_TABLES
 
 # Bound parameters per statement: SQLite's limit (32766 since 3.32) and PostgreSQL's (65535).
 _MAX_PARAMS = {"sqlite": 32766, "postgresql": 65535}
 MAX_PAGE = 256  # rows per INSERT statement
-# SQLite tables whose insert trigger feeds a full-text (FTS5) index: their rows go in with one statement per call.
-FULL_TEXT_FED = frozenset({"media"})
 _SCRATCH_SERIAL = 0  # PostgreSQL scratch tables get a new name each: several may live in one transaction
 
 
@@ -120,7 +119,7 @@ def insert_rows(table: Table, rows: Sequence[dict[str, Any]], *, on_conflict_do_
     fixed = list(defaults.values())
     quote = dialect.identifier_preparer.quote
     mark = _placeholder(dialect)
-    head = f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) VALUES "
+    listed = ", ".join(quote(c) for c in columns)
     tail = ""
     if on_conflict_do_nothing:
         tail = f" ON CONFLICT ({', '.join(quote(c) for c in on_conflict_do_nothing)}) DO NOTHING"
@@ -132,24 +131,22 @@ def insert_rows(table: Table, rows: Sequence[dict[str, Any]], *, on_conflict_do_
             return
         # ON CONFLICT needs an INSERT: the rows go by COPY into a scratch table, then one INSERT ... SELECT.
         scratch = _scratch(connection, table, columns, values)
-        listed = ", ".join(quote(c) for c in columns)
         connection.exec_driver_sql(f"INSERT INTO {quote(table.name)} ({listed}) SELECT {listed} FROM {scratch}"
                                    + tail)
         return
     pages = _pages(len(rows), _MAX_PARAMS.get(dialect.name, 999) // len(columns))
-    gathered = len(pages) > 1 and table.name in FULL_TEXT_FED and not on_conflict_do_nothing
-    copy = f"temp.{quote('bulk_' + table.name)}"
+    gathered = len(pages) > 1 and table.name in SEARCH_FED_TABLES and not on_conflict_do_nothing
+    target = quote(table.name)
     if gathered:
         # One INSERT ... SELECT from a temporary copy of the call's columns, so the full-text index takes the rows in
         # one statement: FTS5 writes out its pending terms at the end of every statement (each is a savepoint), and
         # with a statement per page, writing and merging its many small segments took more than half the time of a
         # 100,000-row import's item inserts. The copy has no index or trigger; made for the call (so it always has
         # the table's current columns) and dropped after it, within the caller's transaction.
-        listed = ", ".join(quote(c) for c in columns)
-        connection.exec_driver_sql(f"DROP TABLE IF EXISTS {copy}")
-        connection.exec_driver_sql(f"CREATE TEMP TABLE {quote('bulk_' + table.name)} AS "
-                                   f"SELECT {listed} FROM main.{quote(table.name)} WHERE 0")
-        head = f"INSERT INTO {copy} ({listed}) VALUES "
+        target = f"temp.{quote('bulk_' + table.name)}"
+        connection.exec_driver_sql(f"DROP TABLE IF EXISTS {target}")
+        connection.exec_driver_sql(f"CREATE TABLE {target} AS SELECT {listed} FROM main.{quote(table.name)} WHERE 0")
+    head = f"INSERT INTO {target} ({listed}) VALUES "
     for start, size in pages:
         chunk = rows[start:start + size]
         flat: list[Any] = []
@@ -157,8 +154,8 @@ def insert_rows(table: Table, rows: Sequence[dict[str, Any]], *, on_conflict_do_
             flat.extend(values)
         connection.exec_driver_sql(head + ", ".join([one] * len(chunk)) + tail, tuple(flat))
     if gathered:
-        connection.exec_driver_sql(f"INSERT INTO main.{quote(table.name)} ({listed}) SELECT {listed} FROM {copy}")
-        connection.exec_driver_sql(f"DROP TABLE {copy}")
+        connection.exec_driver_sql(f"INSERT INTO main.{quote(table.name)} ({listed}) SELECT {listed} FROM {target}")
+        connection.exec_driver_sql(f"DROP TABLE {target}")
 
 
 def _values(processors: list[Callable[[Any], Any] | None], names: Sequence[str], fixed: list[Any],

@@ -38,6 +38,9 @@ _RESOLUTION_OF = {spelling: cls for cls, spellings in _RESOLUTION_SPELLINGS.item
 FORMAT_SEP = "\t"  # sorts before any printable character, so "dvd" comes before "dvd-r"
 
 SEARCH_TABLES = ("media_fts",)
+# SQLite: the tables whose insert trigger feeds a search table (media → media_fts). FTS5 writes out its pending terms
+# at the end of every statement, so bulk inserts send such a table's rows in one statement (services.bulk_rows).
+SEARCH_FED_TABLES = frozenset({"media"})
 # Made by migrations beside the models, derived from the rows, never backed up: count_generations (0008).
 DERIVED_TABLES = ("count_generations",)
 SEARCH_INDEXES = ("ix_media_search_trgm", "ix_media_formats_trgm", "ix_people_name_trgm")
