@@ -3,6 +3,7 @@ shapes, ON CONFLICT DO NOTHING, executemany updates — on both databases."""
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 from flask import Flask
@@ -50,6 +51,12 @@ def test_rows_go_in_converted_with_defaults_and_conflicts_skipped(app: Flask, ac
                                     .order_by(ImportRow.row_number)).all()
         assert len(stored) == 300 and stored[0].raw == {"title": "Item 1", "people": [["author", "Ö Ñ"]]}
         assert stored[0].updated_at is not None and stored[0].match_mode is None  # the column default applied
+        if db.engine.dialect.name == "sqlite":  # the defaults went in converted by their type, as the ORM's do
+            stamps = [*db.session.scalars(text("SELECT updated_at FROM import_rows WHERE job_id = :job"),
+                                          {"job": job.id}),
+                      db.session.scalar(text("SELECT created_at FROM sync_jobs WHERE id = :job"), {"job": job.id})]
+            assert len(stamps) == 301 and all(
+                re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}", stamp) for stamp in stamps)
 
         update_rows(ImportRow.__table__, "id", [{"id": r.id, "outcome": "created", "message": None}
                                                  for r in stored[:2]])

@@ -163,13 +163,16 @@ def _values(processors: list[Callable[[Any], Any] | None], names: Sequence[str],
     """Each row's values in column order (the given names, then the defaults), converted by the bind processors
     (only the columns that have one: most have none, and this runs for every value of an import)."""
     pick = itemgetter(*names)
-    converted = [(i, proc) for i, proc in enumerate(processors) if proc is not None]
+    given = len(names)
+    converted = [(i, proc) for i, proc in enumerate(processors[:given]) if proc is not None]
+    # The defaults are the same for every row: converted once.
+    fixed = [value if proc is None else proc(value) for value, proc in zip(fixed, processors[given:], strict=True)]
     result: list[tuple[Any, ...]] = []
     for row in rows:
-        values = [pick(row)] if len(names) == 1 else [*pick(row)]
-        values += fixed
+        values = [pick(row)] if given == 1 else [*pick(row)]
         for i, proc in converted:
             values[i] = proc(values[i])
+        values += fixed
         result.append(tuple(values))
     return result
 

@@ -20,7 +20,7 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
-from functools import cached_property, lru_cache
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Integer, String, func, select, text
@@ -84,9 +84,15 @@ class Incoming:
     variants: list[dict[str, Any]] = field(default_factory=list)  # media_variants columns, source_key required
     alt_source_ids: list[str] = field(default_factory=list)  # other ids of the same entry (a Plex rating key)
 
-    @cached_property  # an Incoming is not changed once made; dedupe asks these several times per row
-    def source_ids(self) -> list[str]:
-        return [i for i in (self.source_id, *self.alt_source_ids) if i]
+    def __post_init__(self) -> None:
+        # Worked out once: an Incoming is not changed once made, and dedupe asks these many times per row.
+        columns = self.cleaned.columns
+        self.source_ids: list[str] = [i for i in (self.source_id, *self.alt_source_ids) if i]
+        # The identifiers it has, in matching order (ID_ORDER), empty ones left out.
+        self.ids: dict[str, Any] = {name: value for name in ID_ORDER
+                                    if (value := self.plex_guid if name == "plex_guid" else columns.get(name))}
+        self.title_key: tuple[str, str, int | None] = (columns["media_type"], title_key(columns["title"]),
+                                                       columns["year"])
 
     @property
     def columns(self) -> dict[str, Any]:
@@ -96,16 +102,9 @@ class Incoming:
     def media_type(self) -> str:
         return self.cleaned.columns["media_type"]
 
-    def identifier(self, name: str) -> Any:
-        return self.plex_guid if name == "plex_guid" else self.cleaned.columns.get(name)
-
-    @cached_property
+    @property
     def has_identifier(self) -> bool:
-        return any(self.identifier(name) for name in ID_ORDER)
-
-    @cached_property
-    def title_key(self) -> tuple[str, str, int | None]:
-        return (self.media_type, title_key(self.columns["title"]), self.columns["year"])
+        return bool(self.ids)
 
 
 @dataclass
@@ -396,9 +395,8 @@ def _load_candidates(ctx: BatchContext, batch: list[Incoming]) -> _Index:
             rest = [i for i in batch if not any(sid in index.by_source for sid in i.source_ids)]
     wanted: dict[str, set[Any]] = {name: set() for name in ID_ORDER}
     for item in rest:
-        for name in ID_ORDER:
-            if item.identifier(name):
-                wanted[name].add(item.identifier(name))
+        for name, value in item.ids.items():
+            wanted[name].add(value)
         ean = item.columns.get("ean13")
         if ean and ean[:3] in ("978", "979"):
             wanted["isbn13"].add(ean)  # a book's barcode is its ISBN-13
@@ -417,8 +415,7 @@ def _load_candidates(ctx: BatchContext, batch: list[Incoming]) -> _Index:
     for media in sorted(found.values(), key=lambda m: m.id):
         index.add(media)
     # Title + year, for rows no identifier matched: key columns first, full rows only for the first of each key.
-    untitled = [i for i in rest if not any(index.by_id.get((i.media_type, n, i.identifier(n)))
-                                          for n in ID_ORDER if i.identifier(n))]
+    untitled = [i for i in rest if not any(index.by_id.get((i.media_type, n, v)) for n, v in i.ids.items())]
     if untitled:
         keys = {i.title_key for i in untitled}
         wanted = {(i.media_type, make_sort_title(i.columns["title"]), i.columns["year"]) for i in untitled}
@@ -492,7 +489,7 @@ def _title_matches(library_id: int, wanted: set[tuple[str, str, int | None]]) ->
 def _conflicts(item: Incoming, media: Media) -> str | None:
     """The first strong identifier both have and that differs, or None."""
     for name in STRONG_IDS:
-        mine = item.identifier(name)
+        mine = item.ids.get(name)
         theirs = media.plex_guid if name == "plex_guid" else getattr(media, name)
         if mine and theirs and mine != theirs:
             return name
@@ -501,10 +498,7 @@ def _conflicts(item: Incoming, media: Media) -> str | None:
 
 def _find(item: Incoming, index: _Index) -> tuple[Media | None, str | None, str | None]:
     """(candidate, match mode, matched by) — or (None, mode, reason) when a new item is to be made."""
-    for name in ID_ORDER:
-        value = item.identifier(name)
-        if not value:
-            continue
+    for name, value in item.ids.items():
         media = index.by_id.get((item.media_type, name, value))
         if media is None and name == "isbn13":
             media = index.by_id.get((item.media_type, "ean13", value))
@@ -580,8 +574,8 @@ class NewItem:
 
     def __init__(self, ctx: BatchContext, item: Incoming):
         self.id: int | None = None
-        for name in COLUMNS:
-            setattr(self, name, item.columns[name])
+        columns = item.columns
+        self.__dict__.update({name: columns[name] for name in COLUMNS})
         self.library_id, self.added_by, self.import_source = ctx.library_id, ctx.added_by, ctx.import_source
         self.rating, self.plex_guid = item.rating, item.plex_guid
         self.people: list[Credit] = list(item.cleaned.people or ())
@@ -589,7 +583,7 @@ class NewItem:
         self.variant_resolutions = [v.get("resolution") for v in item.variants]
 
     def row(self, people: dict[str, Any]) -> dict[str, Any]:
-        values = {name: getattr(self, name) for name in _INSERT_COLUMNS}
+        values = {name: self.__dict__[name] for name in _INSERT_COLUMNS}
         names = [people[name_key(c.name)].name for c in self.people if name_key(c.name) in people]
         values["sort_title"] = make_sort_title(self.title)
         values["search_text"] = compose_search_text(
