@@ -4,6 +4,8 @@ shapes, ON CONFLICT DO NOTHING, executemany updates — on both databases."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 
 from flask import Flask
@@ -15,6 +17,26 @@ from collectz.models.media import make_sort_title
 from collectz.services.bulk_rows import MAX_PAGE, _pages, insert_rows, update_rows
 from collectz.services.users import ensure_default_library
 from tests.test_library_browse import browse_service
+
+
+def _running_job(actors, mark: str) -> SyncJob:
+    job = SyncJob(kind="csv", status="running", source_name="t", source_hash=mark * 64, options={},
+                  created_by=actors.ids["bob"])
+    db.session.add(job)
+    db.session.commit()
+    return job
+
+
+@contextmanager
+def _statements() -> Iterator[list[str]]:
+    """The SQL statements sent meanwhile (through SQLAlchemy: PostgreSQL's COPY is not among them)."""
+    statements: list[str] = []
+    listener = event.listens_for(db.engine, "before_cursor_execute")(
+        lambda conn, cursor, sql, params, context, many: statements.append(sql))
+    try:
+        yield statements
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listener)
 
 
 def test_pages_are_powers_of_two_within_the_limits() -> None:
@@ -29,19 +51,13 @@ def test_pages_are_powers_of_two_within_the_limits() -> None:
 
 def test_rows_go_in_converted_with_defaults_and_conflicts_skipped(app: Flask, actors) -> None:
     with app.app_context():
-        job = SyncJob(kind="csv", status="running", source_name="t", source_hash="x" * 64, options={},
-                      created_by=actors.ids["bob"])
-        db.session.add(job)
-        db.session.commit()
-        statements: list[str] = []
-        listener = event.listens_for(db.engine, "before_cursor_execute")(
-            lambda conn, cursor, sql, params, context, many: statements.append(sql))
-        rows = [{"job_id": job.id, "row_number": n, "chunk": 0, "outcome": "pending",
-                 "raw": {"title": f"Item {n}", "people": [["author", "Ö Ñ"]]}} for n in range(1, 301)]
-        insert_rows(ImportRow.__table__, rows, on_conflict_do_nothing=("job_id", "row_number"))
-        insert_rows(ImportRow.__table__, rows[:10], on_conflict_do_nothing=("job_id", "row_number"))  # skipped
-        db.session.commit()
-        event.remove(db.engine, "before_cursor_execute", listener)
+        job = _running_job(actors, "x")
+        with _statements() as statements:
+            rows = [{"job_id": job.id, "row_number": n, "chunk": 0, "outcome": "pending",
+                     "raw": {"title": f"Item {n}", "people": [["author", "Ö Ñ"]]}} for n in range(1, 301)]
+            insert_rows(ImportRow.__table__, rows, on_conflict_do_nothing=("job_id", "row_number"))
+            insert_rows(ImportRow.__table__, rows[:10], on_conflict_do_nothing=("job_id", "row_number"))  # skipped
+            db.session.commit()
         inserts = [s for s in statements if s.startswith("INSERT")]
         if db.engine.dialect.name == "sqlite":  # multi-row statements: 256 + 32 + 8 + 4, then 8 + 2
             assert len(inserts) == 6
@@ -72,21 +88,15 @@ def test_plain_inserts_keep_every_value_exactly(app: Flask, actors) -> None:
     """Without ON CONFLICT, PostgreSQL takes the rows by COPY: text with tabs, newlines, backslashes and quotes, JSON,
     NULLs, numbers and timestamps arrive exactly as given (and no INSERT statement is sent)."""
     with app.app_context():
-        job = SyncJob(kind="csv", status="running", source_name="t", source_hash="y" * 64, options={},
-                      created_by=actors.ids["bob"])
-        db.session.add(job)
-        db.session.commit()
+        job = _running_job(actors, "y")
         tricky = "tab\there\nnew line \\N back\\slash \"quoted\" 'single' \r ünïcødé ✓ \\."
         rows = [{"job_id": job.id, "row_number": n, "chunk": n // 10, "outcome": "failed" if n % 2 else "created",
                  "message": None if n % 3 == 0 else f"{tricky} {n}", "media_id": None,
                  "raw": {"title": tricky, "n": n, "list": [1.5, None, True], "nested": {"\\N": "\t"}}}
                 for n in range(1, 41)]
-        statements: list[str] = []
-        listener = event.listens_for(db.engine, "before_cursor_execute")(
-            lambda conn, cursor, sql, params, context, many: statements.append(sql))
-        insert_rows(ImportRow.__table__, rows)
-        db.session.commit()
-        event.remove(db.engine, "before_cursor_execute", listener)
+        with _statements() as statements:
+            insert_rows(ImportRow.__table__, rows)
+            db.session.commit()
         if db.engine.dialect.name == "postgresql":
             assert not [s for s in statements if s.startswith("INSERT")]
         db.session.expire_all()
@@ -95,6 +105,30 @@ def test_plain_inserts_keep_every_value_exactly(app: Flask, actors) -> None:
         assert [(r.row_number, r.chunk, r.outcome, r.message, r.raw) for r in stored] == [
             (r["row_number"], r["chunk"], r["outcome"], r["message"], r["raw"]) for r in rows]
         assert all(r.updated_at is not None and r.updated_at.tzinfo is not None for r in stored)
+        db.session.remove()
+
+
+def test_columns_empty_in_every_row_are_left_to_the_database(app: Flask, actors) -> None:
+    """A nullable column with no default that is None in every row of a call is not sent (the database stores its
+    NULL all the same); one with a value in any row is, and so is every column that has a default."""
+    with app.app_context():
+        job = _running_job(actors, "z")
+        rows = [{"job_id": job.id, "row_number": n, "chunk": 0, "outcome": "pending", "message": None,
+                 "match_mode": "fallback_title_only" if n == 30 else None, "media_id": None, "raw": {"n": n}}
+                for n in range(1, 31)]
+        with _statements() as statements:
+            insert_rows(ImportRow.__table__, rows)
+            db.session.commit()
+        if db.engine.dialect.name == "sqlite":  # (PostgreSQL's COPY goes past the statement events)
+            columns = statements[-1].split("(", 1)[1].split(")", 1)[0].split(", ")
+            assert "message" not in columns and "media_id" not in columns
+            assert {"match_mode", "raw", "updated_at"} <= set(columns)  # a value in one row; a default
+        db.session.expire_all()
+        stored = db.session.scalars(select(ImportRow).where(ImportRow.job_id == job.id)
+                                    .order_by(ImportRow.row_number)).all()
+        assert [(r.row_number, r.message, r.match_mode, r.media_id, r.raw) for r in stored] == [
+            (n, None, "fallback_title_only" if n == 30 else None, None, {"n": n}) for n in range(1, 31)]
+        assert all(r.updated_at is not None for r in stored)
         db.session.remove()
 
 
@@ -113,12 +147,9 @@ def test_items_go_in_with_one_statement_and_search_finds_every_one(app: Flask, a
     with app.app_context():
         library_id = ensure_default_library().id
         db.session.commit()
-        statements: list[str] = []
-        listener = event.listens_for(db.engine, "before_cursor_execute")(
-            lambda conn, cursor, sql, params, context, many: statements.append(sql))
-        insert_rows(Media.__table__, _items(library_id, range(1, 601)))
-        db.session.commit()
-        event.remove(db.engine, "before_cursor_execute", listener)
+        with _statements() as statements:
+            insert_rows(Media.__table__, _items(library_id, range(1, 601)))
+            db.session.commit()
         if db.engine.dialect.name == "sqlite":
             into_media = [s for s in statements if s.startswith("INSERT INTO main.media ")]
             into_copy = [s for s in statements if s.startswith("INSERT INTO temp.bulk_media ")]

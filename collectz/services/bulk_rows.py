@@ -13,6 +13,7 @@ Used inside the caller's transaction.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import cache
 from operator import itemgetter
 from typing import Any
 
@@ -72,6 +73,13 @@ def _processors(table: Table, names: Sequence[str], dialect: Any) -> list[Callab
     return [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names]
 
 
+@cache
+def _plain_nullable(table: Table) -> frozenset[str]:
+    """The table's nullable columns with no default of any kind (a NULL when left out of an INSERT)."""
+    return frozenset(column.name for column in table.columns if column.nullable and not column.primary_key
+                     and column.default is None and column.server_default is None)
+
+
 def _defaults(table: Table, given: Sequence[str]) -> dict[str, Any]:
     """Values of the Python-side column defaults for columns the rows do not give (one value per call)."""
     values: dict[str, Any] = {}
@@ -112,7 +120,10 @@ def insert_rows(table: Table, rows: Sequence[dict[str, Any]], *, on_conflict_do_
         return
     connection = db.session.connection()
     dialect = connection.dialect
-    names = list(rows[0])
+    # A column that is None in every row and whose table default is NULL is left out: the database stores the same
+    # NULL, and an import's items leave most of their columns empty (fewer values to convert, bind and copy).
+    names = [name for name in rows[0]
+             if name not in _plain_nullable(table) or any(row[name] is not None for row in rows)] or list(rows[0])
     defaults = _defaults(table, names)
     columns = names + list(defaults)
     processors = _processors(table, columns, dialect)
