@@ -21,6 +21,7 @@ from argon2 import PasswordHasher
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, event, text
+from werkzeug.routing import Rule
 
 from collectz import create_app
 from collectz.config import Settings
@@ -35,6 +36,29 @@ REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
 
 # Cheap argon2 parameters keep the suite fast; the parameters themselves are tested separately.
 passwords.set_hasher(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+
+
+def _share_url_builders() -> None:
+    """Nearly every test builds an app of its own, and werkzeug compiles each of an app's URL rules into two URL
+    builder functions (Python source made and compiled per rule: most of the time building an app takes). A builder
+    depends only on the rule's parsed parts, its defaults and its text, so the suite's apps share them (the apps'
+    rules are the same each time). Test set-up only: the app and its URLs are as built without it."""
+    compile_builder = getattr(Rule, "_compile_builder", None)
+    if compile_builder is None:  # another werkzeug: build every app from scratch
+        return
+    built: dict[Any, Any] = {}
+
+    def shared(self: Rule, append_unknown: bool = True) -> Any:
+        defaults = tuple(sorted((str(k), repr(v)) for k, v in (self.defaults or {}).items()))
+        key = (self.rule, tuple(self._trace), defaults, append_unknown)
+        if key not in built:
+            built[key] = compile_builder(self, append_unknown)
+        return built[key]
+
+    Rule._compile_builder = shared  # type: ignore[method-assign]
+
+
+_share_url_builders()
 
 
 def worker_index(config: pytest.Config | None = None) -> int:
