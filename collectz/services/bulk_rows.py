@@ -1,12 +1,13 @@
 """Many rows in or updated with few statements, straight through the database driver.
 
 Imports write tens of thousands of rows per minute; SQLAlchemy's per-row parameter handling costs more than the
-database's own work at that rate. These helpers keep what matters of it — each column's type conversion (the
-type's bind processor: dates, JSON, our UTC timestamps) and the column defaults — and hand the driver flat
-parameter lists. SQLite: multi-row INSERTs, a page of rows per statement; the rows of a table whose trigger feeds a
-full-text index go through a temporary copy of the table, then one INSERT ... SELECT (the index writes out its pending
-terms at the end of each statement: once per call, not once per page or per row); UPDATEs as one executemany.
-PostgreSQL: COPY (ON CONFLICT inserts and UPDATEs go through a scratch table filled by COPY, then one statement).
+database's own work at that rate. These helpers keep what matters of it — each column's type conversion (the type's bind
+processor: dates, JSON, our UTC timestamps) and the column defaults — and hand the driver flat parameter lists (leaving
+out the columns that are empty in every row and NULL by default). SQLite: multi-row INSERTs, a page of rows per
+statement; the rows of a table whose trigger feeds a full-text index go through a temporary copy of the table, then one
+INSERT ... SELECT (the index writes out its pending terms at the end of each statement: once per call, not once per page
+or per row); UPDATEs as one executemany. PostgreSQL: COPY (ON CONFLICT inserts and UPDATEs go through a scratch table
+filled by COPY, then one statement).
 Used inside the caller's transaction.
 """
 
@@ -122,8 +123,9 @@ def insert_rows(table: Table, rows: Sequence[dict[str, Any]], *, on_conflict_do_
     dialect = connection.dialect
     # A column that is None in every row and whose table default is NULL is left out: the database stores the same
     # NULL, and an import's items leave most of their columns empty (fewer values to convert, bind and copy).
-    names = [name for name in rows[0]
-             if name not in _plain_nullable(table) or any(row[name] is not None for row in rows)] or list(rows[0])
+    plain = _plain_nullable(table)
+    names = [name for name in rows[0] if name not in plain or any(row[name] is not None for row in rows)]
+    names = names or list(rows[0])
     defaults = _defaults(table, names)
     columns = names + list(defaults)
     processors = _processors(table, columns, dialect)
