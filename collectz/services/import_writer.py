@@ -20,7 +20,7 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 from sqlalchemy import Integer, String, func, select, text
@@ -91,8 +91,6 @@ class Incoming:
         # The identifiers it has, in matching order (ID_ORDER), empty ones left out.
         self.ids: dict[str, Any] = {name: value for name in ID_ORDER
                                     if (value := self.plex_guid if name == "plex_guid" else columns.get(name))}
-        self.title_key: tuple[str, str, int | None] = (columns["media_type"], title_key(columns["title"]),
-                                                       columns["year"])
 
     @property
     def columns(self) -> dict[str, Any]:
@@ -105,6 +103,10 @@ class Incoming:
     @property
     def has_identifier(self) -> bool:
         return bool(self.ids)
+
+    @cached_property  # only for rows no entry id or identifier matched (a re-import's rows never need it)
+    def title_key(self) -> tuple[str, str, int | None]:
+        return (self.media_type, title_key(self.columns["title"]), self.columns["year"])
 
 
 @dataclass
