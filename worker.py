@@ -15,7 +15,7 @@ def main() -> int:
     load_dotenv()
     from collectz import jobs
     from collectz.jobs.runner import build_worker, start_ticker
-    from collectz.startup import build_app
+    from collectz.startup import build_app, freeze_start_up_objects
 
     app = build_app()
     if not app.config["COLLECTZ"].REDIS_URL:
@@ -30,6 +30,7 @@ def main() -> int:
     with app.app_context():
         db.engine.dispose()
     worker = build_worker(app)
+    freeze_start_up_objects()
     stop = threading.Event()
     start_ticker(app, worker.connection, stop)
     try:

@@ -9,7 +9,8 @@ from dotenv import load_dotenv
 
 load_dotenv()
 
-from collectz.startup import build_app, prepare  # noqa: E402
+from collectz.startup import build_app, freeze_start_up_objects, prepare  # noqa: E402
 
 app = build_app()
 prepare(app)
+freeze_start_up_objects()

@@ -1,11 +1,12 @@
 """The import benchmark: a 100,000-row generic CSV (first import and re-import) and Delicious Library exports.
 
-Every import runs end to end through the service the worker runs (save_upload_from_path → start_import →
-run_inline: stage, then every chunk; no Redis, no enrichment) in a **child process** (`python -m bench.imports
---child KIND PATH DBURL --instance DIR`), so that the worker's peak RSS is the child's own: it reads its VmHWM
-after start-up, resets it (/proc/self/clear_refs), imports, and reads it again. (ru_maxrss from wait4 is not used:
-it counts the parent's memory image the child had before exec.) `seconds` is the time spent in the service inside
-the child; `process_seconds` adds interpreter and app start-up.
+Every import runs end to end through the service the worker runs (save_upload_from_path → start_import → run_inline:
+stage, then every chunk; no Redis, no enrichment) in a **child process** (`python -m bench.imports --child KIND PATH
+DBURL --instance DIR`) that starts as worker.py does (the app built, then its start-up objects left out of garbage
+collection: collectz.startup.freeze_start_up_objects), so that the worker's peak RSS is the child's own: it reads
+its VmHWM after start-up, resets it (/proc/self/clear_refs), imports, and reads it again. (ru_maxrss from wait4 is
+not used: it counts the parent's memory image the child had before exec.) `seconds` is the time spent in the service
+inside the child; `process_seconds` adds interpreter and app start-up.
 
 Cases, each on a fresh database (SQLite file; PostgreSQL when BENCH_DATABASE_URL is set, in a database of its
 own, BENCH_PG_IMPORTS_DATABASE default `collectz_bench_imports`, created and dropped by the bench):
@@ -227,7 +228,10 @@ def child_main(argv: list[str]) -> int:
     parser.add_argument("database_url")
     parser.add_argument("--instance", type=Path, required=True)
     args = parser.parse_args(argv)
+    from collectz.startup import freeze_start_up_objects
+
     app = build_app(args.database_url, args.instance)
+    freeze_start_up_objects()  # as worker.py does once it has started
     startup = _memory()
     reset = _reset_peak()
     result = import_file(app, args.kind, args.path)

@@ -15,11 +15,12 @@ from werkzeug.serving import run_simple
 def main() -> None:
     load_dotenv()
     from collectz.jobs.runner import start_embedded
-    from collectz.startup import build_app, prepare
+    from collectz.startup import build_app, freeze_start_up_objects, prepare
 
     app = build_app()
     prepare(app, migrate=True)
     start_embedded(app)
+    freeze_start_up_objects()
     host = os.environ.get("HOST", "127.0.0.1")
     port = int(os.environ.get("PORT", "5000"))
     settings = app.config["COLLECTZ"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import gc
 import logging
 import sys
 from collections.abc import Iterator
@@ -35,6 +36,17 @@ def build_app() -> Flask:
         return create_app()
     except (ConfigError, SchemaError) as exc:
         raise refuse(exc) from exc
+
+
+def freeze_start_up_objects() -> None:
+    """Leave the objects made while starting (modules, the app and its routes, SQLAlchemy's metadata, templates) out
+    of the garbage collector's passes. They live as long as the process, yet each pass over the older generations
+    walked every one of them again, and a large import allocates enough objects to start hundreds of such passes:
+    on a 100,000-row CSV they took about a quarter of the import's time. Called once a process has started, just
+    before it serves or works; the cycles left over from starting are collected first. Objects freed later by
+    reference counting are freed as before."""
+    gc.collect()
+    gc.freeze()
 
 
 @contextmanager
