@@ -8,6 +8,7 @@ Each xdist worker gets its own PostgreSQL database and its own Redis database nu
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import uuid
@@ -139,6 +140,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     _check_services()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The test modules and everything they imported live as long as the run: left out of garbage collection, as
+    the app's own processes leave their start-up objects (collectz.startup.freeze_start_up_objects)."""
+    gc.collect()
+    gc.freeze()
 
 
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
