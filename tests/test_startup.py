@@ -74,8 +74,8 @@ START_UP_OBJECTS = 20_000
 
 
 def test_a_serving_process_leaves_its_start_up_objects_out_of_garbage_collection(database_url: str, tmp_path: Path):
-    # Every pass of the collector over the older generations walked them all again: a quarter of a large import's
-    # time (collectz.startup.freeze_start_up_objects). The CLI's imports (`flask --app wsgi import`) start the same way.
+    # Every full collection walked them all again: a quarter of a large import's time
+    # (collectz.startup.freeze_start_up_objects). The CLI's imports (`flask --app wsgi import`) start the same way.
     proc = start_wsgi(database_url, tmp_path, code="import gc, wsgi; print(gc.get_freeze_count())")
     out, err = proc.communicate(timeout=60)
 
