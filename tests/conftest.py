@@ -8,7 +8,6 @@ Each xdist worker gets its own PostgreSQL database and its own Redis database nu
 
 from __future__ import annotations
 
-import gc
 import os
 import re
 import uuid
@@ -28,6 +27,7 @@ from collectz import create_app
 from collectz.config import Settings
 from collectz.extensions import db
 from collectz.security import passwords
+from collectz.startup import freeze_start_up_objects
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHARED = PROJECT_ROOT.parent / "shared"
@@ -144,9 +144,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     """The test modules and everything they imported live as long as the run: left out of garbage collection, as
-    the app's own processes leave their start-up objects (collectz.startup.freeze_start_up_objects)."""
-    gc.collect()
-    gc.freeze()
+    the app's own processes leave their start-up objects."""
+    freeze_start_up_objects()
 
 
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
