@@ -1,12 +1,12 @@
 """Driver-level bulk writes: type conversion and column defaults as SQLAlchemy would apply them, few statement
-shapes, ON CONFLICT DO NOTHING, executemany updates — on both databases."""
+shapes, ON CONFLICT DO NOTHING, updates a page of rows at a time — on both databases."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import UTC, date, datetime
 
 from flask import Flask
 from sqlalchemy import event, select, text
@@ -25,6 +25,18 @@ def _running_job(actors, mark: str) -> SyncJob:
     db.session.add(job)
     db.session.commit()
     return job
+
+
+@contextmanager
+def _executions() -> Iterator[list[tuple[str, bool]]]:
+    """(SQL, run for many rows?) of each statement sent meanwhile (through SQLAlchemy)."""
+    executed: list[tuple[str, bool]] = []
+    listener = event.listens_for(db.engine, "before_cursor_execute")(
+        lambda conn, cursor, sql, params, context, many: executed.append((sql, many)))
+    try:
+        yield executed
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listener)
 
 
 @contextmanager
@@ -52,17 +64,18 @@ def test_pages_are_powers_of_two_within_the_limits() -> None:
 def test_rows_go_in_converted_with_defaults_and_conflicts_skipped(app: Flask, actors) -> None:
     with app.app_context():
         job = _running_job(actors, "x")
-        with _statements() as statements:
+        with _executions() as executed:
             rows = [{"job_id": job.id, "row_number": n, "chunk": 0, "outcome": "pending",
                      "raw": {"title": f"Item {n}", "people": [["author", "Ö Ñ"]]}} for n in range(1, 301)]
             insert_rows(ImportRow.__table__, rows, on_conflict_do_nothing=("job_id", "row_number"))
             insert_rows(ImportRow.__table__, rows[:10], on_conflict_do_nothing=("job_id", "row_number"))  # skipped
             db.session.commit()
-        inserts = [s for s in statements if s.startswith("INSERT")]
-        if db.engine.dialect.name == "sqlite":  # multi-row statements: 256 + 32 + 8 + 4, then 8 + 2
-            assert len(inserts) == 6
+        inserts = [(sql, many) for sql, many in executed if sql.startswith("INSERT")]
+        assert len(inserts) == 2
+        if db.engine.dialect.name == "sqlite":  # a single-row statement run for every row: no statement journal
+            assert all(many and sql.count("(?") == 1 and "ON CONFLICT" in sql for sql, many in inserts)
         else:  # COPY into a scratch table, then one INSERT ... SELECT ... ON CONFLICT per call
-            assert len(inserts) == 2 and all("SELECT" in s and "ON CONFLICT" in s for s in inserts)
+            assert all("SELECT" in sql and "ON CONFLICT" in sql for sql, _many in inserts)
         stored = db.session.scalars(select(ImportRow).where(ImportRow.job_id == job.id)
                                     .order_by(ImportRow.row_number)).all()
         assert len(stored) == 300 and stored[0].raw == {"title": "Item 1", "people": [["author", "Ö Ñ"]]}
@@ -81,6 +94,41 @@ def test_rows_go_in_converted_with_defaults_and_conflicts_skipped(app: Flask, ac
         assert [r.outcome for r in db.session.scalars(select(ImportRow).where(ImportRow.job_id == job.id)
                                                       .order_by(ImportRow.row_number).limit(3))] == \
             ["created", "created", "pending"]
+        db.session.remove()
+
+
+def test_updates_go_a_page_at_a_time_and_change_exactly_their_rows(app: Flask, actors) -> None:
+    """Each row gets its own values (text, NULLs, timestamps converted by their type), rows left out keep theirs.
+    SQLite: an UPDATE ... FROM a page of rows' VALUES per statement, not a statement per row (within a transaction,
+    SQLite journals every page each statement changes); PostgreSQL: one UPDATE ... FROM a scratch table."""
+    with app.app_context():
+        job = _running_job(actors, "u")
+        insert_rows(ImportRow.__table__, [{"job_id": job.id, "row_number": n, "chunk": 0, "outcome": "pending",
+                                           "message": f"before {n}", "raw": {"n": n}} for n in range(1, 311)])
+        db.session.commit()
+        ids = {number: row_id for number, row_id in db.session.execute(
+            select(ImportRow.row_number, ImportRow.id).where(ImportRow.job_id == job.id))}
+        stamp = datetime(2026, 11, 27, 18, 30, 5, 123456, tzinfo=UTC)
+        changes = [{"id": ids[n], "outcome": "failed" if n % 2 else "created",
+                    "match_mode": None if n % 3 else "fallback_title_only",
+                    "message": None if n % 5 == 0 else f"row {n}: \"quoted\", 'single', ünïcødé", "updated_at": stamp}
+                   for n in range(1, 301)]
+        with _executions() as executed:
+            update_rows(ImportRow.__table__, "id", changes)
+            db.session.commit()
+        updates = [sql for sql, _many in executed if sql.startswith("UPDATE")]
+        if db.engine.dialect.name == "sqlite":  # 256 + 32 + 8 + 4 rows
+            assert len(updates) == 4 and all("FROM (VALUES" in sql for sql in updates)
+        else:
+            assert len(updates) == 1 and "FROM bulk_scratch_" in updates[0]
+        db.session.expire_all()
+        stored = db.session.scalars(select(ImportRow).where(ImportRow.job_id == job.id)
+                                    .order_by(ImportRow.row_number)).all()
+        assert [(r.outcome, r.match_mode, r.message, r.updated_at) for r in stored[:300]] == [
+            (c["outcome"], c["match_mode"], c["message"], stamp) for c in changes]
+        assert [(r.outcome, r.message, r.raw) for r in stored[300:]] == [
+            ("pending", f"before {n}", {"n": n}) for n in range(301, 311)]
+        assert all(r.raw == {"n": r.row_number} for r in stored)  # columns not named are left as they were
         db.session.remove()
 
 

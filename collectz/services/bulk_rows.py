@@ -3,11 +3,13 @@
 Imports write tens of thousands of rows per minute; SQLAlchemy's per-row parameter handling costs more than the
 database's own work at that rate. These helpers keep what matters of it — each column's type conversion (the type's bind
 processor: dates, JSON, our UTC timestamps) and the column defaults — and hand the driver flat parameter lists (leaving
-out the columns that are empty in every row and NULL by default). SQLite: multi-row INSERTs, a page of rows per
-statement; the rows of a table whose trigger feeds a full-text index go through a temporary copy of the table, then one
-INSERT ... SELECT (the index writes out its pending terms at the end of each statement: once per call, not once per page
-or per row); UPDATEs as one executemany. PostgreSQL: COPY (ON CONFLICT inserts and UPDATEs go through a scratch table
-filled by COPY, then one statement).
+out the columns that are empty in every row and NULL by default). SQLite: a single-row INSERT run for every row
+(executemany: within a transaction, a statement that may write several rows and then fail makes SQLite journal every
+page it changes, for the statement's undo, and a single-row statement needs no such journal); the rows of a table whose
+trigger feeds a full-text index go, a page per statement, into a temporary copy of the table, then into the table with
+one INSERT ... SELECT (the index writes out its pending terms at the end of each statement: once per call, not once per
+page or per row); UPDATEs ... FROM a page of rows' VALUES. PostgreSQL: COPY (ON CONFLICT inserts and UPDATEs go
+through a scratch table filled by COPY, then one statement).
 Used inside the caller's transaction.
 """
 
@@ -147,8 +149,16 @@ def insert_rows(table: Table, rows: Sequence[dict[str, Any]], *, on_conflict_do_
         connection.exec_driver_sql(f"INSERT INTO {quote(table.name)} ({listed}) SELECT {listed} FROM {scratch}"
                                    + tail)
         return
+    if table.name not in SEARCH_FED_TABLES:
+        # One single-row INSERT run for every row (executemany). A statement that may write several rows and fail
+        # half-way (a multi-row INSERT into a table with a foreign key or a unique index) makes SQLite journal every
+        # page it changes, for the statement's undo, and a 100,000-row import's index pages were journaled once per
+        # page of rows; a single-row statement needs no such journal.
+        connection.exec_driver_sql(f"INSERT INTO {quote(table.name)} ({listed}) VALUES {one}{tail}",
+                                   _values(processors, names, fixed, rows))
+        return
     pages = _pages(len(rows), _MAX_PARAMS.get(dialect.name, 999) // len(columns))
-    gathered = len(pages) > 1 and table.name in SEARCH_FED_TABLES and not on_conflict_do_nothing
+    gathered = len(pages) > 1 and not on_conflict_do_nothing
     target = quote(table.name)
     if gathered:
         # One INSERT ... SELECT from a temporary copy of the call's columns, so the full-text index takes the rows in
@@ -213,25 +223,36 @@ def _scratch(connection: Any, table: Table, columns: Sequence[str], values: list
 
 
 def update_rows(table: Table, key: str, rows: Sequence[dict[str, Any]]) -> None:
-    """UPDATE each row by its `key` column (dicts with the same keys, `key` among them): one executemany."""
+    """UPDATE each row by its `key` column (dicts with the same keys, `key` among them, each key once): one UPDATE
+    ... FROM the rows' values per page of rows (SQLite) or per call (PostgreSQL, from a scratch table).
+
+    Not a statement per row: within a transaction, SQLite keeps a statement journal of every page each statement
+    changes (the statement's undo). A statement per row journals the row's table and index pages once per row; a
+    statement per page journals each of them once per page."""
     if not rows:
         return
     connection = db.session.connection()
     dialect = connection.dialect
     names = [name for name in rows[0] if name != key]
-    processors = _processors(table, [*names, key], dialect)
+    columns = [key, *names]
+    processors = _processors(table, columns, dialect)
     quote = dialect.identifier_preparer.quote
-    mark = _placeholder(dialect)
-    sql = (f"UPDATE {quote(table.name)} SET {', '.join(f'{quote(n)} = {mark}' for n in names)} "
-           f"WHERE {quote(key)} = {mark}")
-    params = _values(processors, [*names, key], [], rows)
+    params = _values(processors, columns, [], rows)
+    target = quote(table.name)
     if dialect.name == "postgresql":  # one UPDATE ... FROM a scratch table filled by COPY
-        scratch = _scratch(connection, table, [*names, key], params)
+        scratch = _scratch(connection, table, columns, params)
         connection.exec_driver_sql(
-            f"UPDATE {quote(table.name)} AS t SET {', '.join(f'{quote(n)} = s.{quote(n)}' for n in names)} "
+            f"UPDATE {target} AS t SET {', '.join(f'{quote(n)} = s.{quote(n)}' for n in names)} "
             f"FROM {scratch} AS s WHERE t.{quote(key)} = s.{quote(key)}")
         return
-    connection.exec_driver_sql(sql, params)
+    # SQLite names a VALUES list's columns column1, column2...: the key is column1.
+    head = (f"UPDATE {target} SET {', '.join(f'{quote(n)} = s.column{i}' for i, n in enumerate(names, start=2))} "
+            "FROM (VALUES ")
+    tail = f") AS s WHERE {target}.{quote(key)} = s.column1"
+    one = "(" + ", ".join([_placeholder(dialect)] * len(columns)) + ")"
+    for start, size in _pages(len(params), _MAX_PARAMS.get(dialect.name, 999) // len(columns)):
+        page = params[start:start + size]
+        connection.exec_driver_sql(head + ", ".join([one] * size) + tail, tuple(v for row in page for v in row))
 
 
 # A table's planner statistics are taken again once it has changed by this many rows, and by at least as many rows as
