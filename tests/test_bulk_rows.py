@@ -29,7 +29,8 @@ def _running_job(actors, mark: str) -> SyncJob:
 
 @contextmanager
 def _executions() -> Iterator[list[tuple[str, bool]]]:
-    """(SQL, run for many rows?) of each statement sent meanwhile (through SQLAlchemy)."""
+    """(SQL, run for many rows?) of each statement sent meanwhile (through SQLAlchemy: PostgreSQL's COPY is not among
+    them)."""
     executed: list[tuple[str, bool]] = []
     listener = event.listens_for(db.engine, "before_cursor_execute")(
         lambda conn, cursor, sql, params, context, many: executed.append((sql, many)))
@@ -41,14 +42,11 @@ def _executions() -> Iterator[list[tuple[str, bool]]]:
 
 @contextmanager
 def _statements() -> Iterator[list[str]]:
-    """The SQL statements sent meanwhile (through SQLAlchemy: PostgreSQL's COPY is not among them)."""
+    """The SQL of each statement sent meanwhile (see _executions), once the block has ended."""
     statements: list[str] = []
-    listener = event.listens_for(db.engine, "before_cursor_execute")(
-        lambda conn, cursor, sql, params, context, many: statements.append(sql))
-    try:
+    with _executions() as executed:
         yield statements
-    finally:
-        event.remove(db.engine, "before_cursor_execute", listener)
+    statements.extend(sql for sql, _many in executed)
 
 
 def test_pages_are_powers_of_two_within_the_limits() -> None:

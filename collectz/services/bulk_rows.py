@@ -4,8 +4,9 @@ Imports write tens of thousands of rows per minute; SQLAlchemy's per-row paramet
 database's own work at that rate. These helpers keep what matters of it — each column's type conversion (the type's bind
 processor: dates, JSON, our UTC timestamps) and the column defaults — and hand the driver flat parameter lists (leaving
 out the columns that are empty in every row and NULL by default). SQLite: a single-row INSERT run for every row
-(executemany: within a transaction, a statement that may write several rows and then fail makes SQLite journal every
-page it changes, for the statement's undo, and a single-row statement needs no such journal); the rows of a table whose
+(executemany: within a transaction, a statement that may write several rows and then fail, such as a multi-row INSERT
+into a table with a foreign key or a unique index, or any UPDATE, makes SQLite journal every page it changes, for the
+statement's undo, and a single-row INSERT needs no such journal); the rows of a table whose
 trigger feeds a full-text index go, a page per statement, into a temporary copy of the table, then into the table with
 one INSERT ... SELECT (the index writes out its pending terms at the end of each statement: once per call, not once per
 page or per row); UPDATEs ... FROM a page of rows' VALUES. PostgreSQL: COPY (ON CONFLICT inserts and UPDATEs go
@@ -133,14 +134,12 @@ def insert_rows(table: Table, rows: Sequence[dict[str, Any]], *, on_conflict_do_
     processors = _processors(table, columns, dialect)
     fixed = list(defaults.values())
     quote = dialect.identifier_preparer.quote
-    mark = _placeholder(dialect)
     listed = ", ".join(quote(c) for c in columns)
     tail = ""
     if on_conflict_do_nothing:
         tail = f" ON CONFLICT ({', '.join(quote(c) for c in on_conflict_do_nothing)}) DO NOTHING"
-    one = "(" + ", ".join([mark] * len(columns)) + ")"
+    values = _values(processors, names, fixed, rows)
     if dialect.name == "postgresql":
-        values = _values(processors, names, fixed, rows)
         if not on_conflict_do_nothing:
             _copy(connection, table.name, columns, values)
             return
@@ -149,13 +148,9 @@ def insert_rows(table: Table, rows: Sequence[dict[str, Any]], *, on_conflict_do_
         connection.exec_driver_sql(f"INSERT INTO {quote(table.name)} ({listed}) SELECT {listed} FROM {scratch}"
                                    + tail)
         return
-    if table.name not in SEARCH_FED_TABLES:
-        # One single-row INSERT run for every row (executemany). A statement that may write several rows and fail
-        # half-way (a multi-row INSERT into a table with a foreign key or a unique index) makes SQLite journal every
-        # page it changes, for the statement's undo, and a 100,000-row import's index pages were journaled once per
-        # page of rows; a single-row statement needs no such journal.
-        connection.exec_driver_sql(f"INSERT INTO {quote(table.name)} ({listed}) VALUES {one}{tail}",
-                                   _values(processors, names, fixed, rows))
+    if table.name not in SEARCH_FED_TABLES:  # no statement journal (see the module docstring)
+        one = "(" + ", ".join([_placeholder(dialect)] * len(columns)) + ")"
+        connection.exec_driver_sql(f"INSERT INTO {quote(table.name)} ({listed}) VALUES {one}{tail}", values)
         return
     pages = _pages(len(rows), _MAX_PARAMS.get(dialect.name, 999) // len(columns))
     gathered = len(pages) > 1 and not on_conflict_do_nothing
@@ -169,16 +164,19 @@ def insert_rows(table: Table, rows: Sequence[dict[str, Any]], *, on_conflict_do_
         target = f"temp.{quote('bulk_' + table.name)}"
         connection.exec_driver_sql(f"DROP TABLE IF EXISTS {target}")
         connection.exec_driver_sql(f"CREATE TABLE {target} AS SELECT {listed} FROM main.{quote(table.name)} WHERE 0")
-    head = f"INSERT INTO {target} ({listed}) VALUES "
-    for start, size in pages:
-        chunk = rows[start:start + size]
-        flat: list[Any] = []
-        for values in _values(processors, names, fixed, chunk):
-            flat.extend(values)
-        connection.exec_driver_sql(head + ", ".join([one] * len(chunk)) + tail, tuple(flat))
+    _in_pages(connection, f"INSERT INTO {target} ({listed}) VALUES ", tail, values, pages)
     if gathered:
         connection.exec_driver_sql(f"INSERT INTO main.{quote(table.name)} ({listed}) SELECT {listed} FROM {target}")
         connection.exec_driver_sql(f"DROP TABLE {target}")
+
+
+def _in_pages(connection: Any, head: str, tail: str, values: list[tuple[Any, ...]],
+              pages: list[tuple[int, int]]) -> None:
+    """SQLite: `head` + a page of the values' rows (a VALUES list) + `tail`, one statement per page."""
+    one = "(" + ", ".join([_placeholder(connection.dialect)] * len(values[0])) + ")"
+    for start, size in pages:
+        connection.exec_driver_sql(head + ", ".join([one] * size) + tail,
+                                   tuple(value for row in values[start:start + size] for value in row))
 
 
 def _values(processors: list[Callable[[Any], Any] | None], names: Sequence[str], fixed: list[Any],
@@ -224,11 +222,8 @@ def _scratch(connection: Any, table: Table, columns: Sequence[str], values: list
 
 def update_rows(table: Table, key: str, rows: Sequence[dict[str, Any]]) -> None:
     """UPDATE each row by its `key` column (dicts with the same keys, `key` among them, each key once): one UPDATE
-    ... FROM the rows' values per page of rows (SQLite) or per call (PostgreSQL, from a scratch table).
-
-    Not a statement per row: within a transaction, SQLite keeps a statement journal of every page each statement
-    changes (the statement's undo). A statement per row journals the row's table and index pages once per row; a
-    statement per page journals each of them once per page."""
+    ... FROM the rows' values per page of rows (SQLite: a statement per row would journal the row's pages once per
+    row, see the module docstring) or per call (PostgreSQL, from a scratch table)."""
     if not rows:
         return
     connection = db.session.connection()
@@ -248,11 +243,8 @@ def update_rows(table: Table, key: str, rows: Sequence[dict[str, Any]]) -> None:
     # SQLite names a VALUES list's columns column1, column2...: the key is column1.
     head = (f"UPDATE {target} SET {', '.join(f'{quote(n)} = s.column{i}' for i, n in enumerate(names, start=2))} "
             "FROM (VALUES ")
-    tail = f") AS s WHERE {target}.{quote(key)} = s.column1"
-    one = "(" + ", ".join([_placeholder(dialect)] * len(columns)) + ")"
-    for start, size in _pages(len(params), _MAX_PARAMS.get(dialect.name, 999) // len(columns)):
-        page = params[start:start + size]
-        connection.exec_driver_sql(head + ", ".join([one] * size) + tail, tuple(v for row in page for v in row))
+    _in_pages(connection, head, f") AS s WHERE {target}.{quote(key)} = s.column1", params,
+              _pages(len(params), _MAX_PARAMS.get(dialect.name, 999) // len(columns)))
 
 
 # A table's planner statistics are taken again once it has changed by this many rows, and by at least as many rows as
