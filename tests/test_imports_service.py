@@ -3,6 +3,7 @@ staging from a file, and the `flask import` command."""
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import sqlite3
@@ -225,6 +226,52 @@ def test_a_chunk_that_runs_twice_changes_nothing_the_second_time(ctx: Flask, act
     assert imports.process_chunk(job_id, 1).succeeded_here
     again = imports.process_chunk(job_id, 1)
     assert (again.next_chunk, again.succeeded_here) == (None, False)
+
+
+def test_a_chunk_runs_without_cycle_passes_and_gives_the_collector_back(ctx: Flask, actors: Actors) -> None:
+    job_id = staged_job(BOB, [book(f"s{i}", f"Cycles {i}") for i in range(8)], chunk_size=4)
+    collector_on: list[bool] = []
+
+    def observe(*_args: Any) -> None:
+        collector_on.append(gc.isenabled())
+
+    event.listen(db.engine, "before_cursor_execute", observe)
+    try:
+        assert gc.isenabled()
+        assert imports.process_chunk(job_id, 0).next_chunk == 1
+        assert gc.isenabled()  # given back
+        first = list(collector_on)
+        gc.disable()  # a caller that paused it keeps it paused
+        try:
+            assert imports.process_chunk(job_id, 1).next_chunk is None
+            assert not gc.isenabled()
+        finally:
+            gc.enable()
+    finally:
+        event.remove(db.engine, "before_cursor_execute", observe)
+    assert len(first) > 5 and not any(first)  # every statement of the chunk ran with the collector paused
+    assert media_count() == 8
+
+
+def test_a_failing_step_gives_the_collector_back(ctx: Flask) -> None:
+    with pytest.raises(RuntimeError), imports._cycle_collector_paused():
+        assert not gc.isenabled()
+        raise RuntimeError("a chunk that failed")
+    assert gc.isenabled()
+
+
+def test_the_title_cache_covers_a_chunk_and_no_more(ctx: Flask) -> None:
+    """Each cached title stays alive for the process's life: the cache holds a largest chunk's titles (each asked
+    for at least twice in its chunk), and a large import does not keep every title it has seen."""
+    title_key.cache_clear()
+    for i in range(imports.LARGEST_CHUNK_ROWS):
+        title_key(f"Chunk title {i}")
+    for i in range(imports.LARGEST_CHUNK_ROWS):
+        title_key(f"Chunk title {i}")
+    assert title_key.cache_info().hits == imports.LARGEST_CHUNK_ROWS  # a chunk's second asks all hit
+    for i in range(4 * imports.LARGEST_CHUNK_ROWS):
+        title_key(f"Another title {i}")
+    assert title_key.cache_info().currsize <= 2 * imports.LARGEST_CHUNK_ROWS
 
 
 def test_cancel_stops_after_the_current_chunk_and_reports_what_was_done(ctx: Flask, actors: Actors) -> None:

@@ -123,7 +123,9 @@ class Outcome:
 _PUNCT = re.compile(r"[^\w\s]", re.UNICODE)
 
 
-@lru_cache(maxsize=65536)  # a catalog repeats titles (other years, other types): computed once each
+# A chunk asks for each of its titles at least twice (its row, then the item it makes or matches): the cache covers a
+# chunk's titles (at most 5,000 rows) and no more, since each entry keeps a title alive for the process's life.
+@lru_cache(maxsize=8192)
 def title_key(title: str) -> str:
     """A title as dedupe compares it: case, accents, punctuation, spacing and a leading article folded."""
     folded = unicodedata.normalize("NFKD", title or "")
