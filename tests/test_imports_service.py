@@ -196,6 +196,9 @@ def test_title_and_year_are_the_fallback_and_the_row_says_which(ctx: Flask, acto
     assert got[2] == ("updated", "identifier_no_match_fallback_title", "title+year")  # tmdb id filled in
     assert got[3] == ("created", "fallback_title_only", None)  # another media type is another item
     assert title_key("The Thing!") == title_key("thing") == "thing"
+    # Accents, compatibility forms (full-width letters) and a leading article fold away, in ASCII titles and others.
+    assert title_key("Amélie") == title_key("ＡＭＥＬＩＥ") == title_key("amelie") == "amelie"
+    assert title_key("Thé Party") == title_key("The  Party") == "party"
 
 
 # --- chunks, progress, cancel, retry ----------------------------------------------------------------------------

@@ -121,6 +121,7 @@ class Outcome:
 
 
 _PUNCT = re.compile(r"[^\w\s]", re.UNICODE)
+_LEADING_ARTICLE = re.compile(r"^(the|an|a) ")
 
 
 # A chunk asks for each of its titles at least twice (its row, then the item it makes or matches): the cache covers a
@@ -128,10 +129,12 @@ _PUNCT = re.compile(r"[^\w\s]", re.UNICODE)
 @lru_cache(maxsize=8192)
 def title_key(title: str) -> str:
     """A title as dedupe compares it: case, accents, punctuation, spacing and a leading article folded."""
-    folded = unicodedata.normalize("NFKD", title or "")
-    folded = "".join(c for c in folded if not unicodedata.combining(c))
+    folded = title or ""
+    if not folded.isascii():  # ASCII has no accents to fold and is its own NFKD form: most titles skip this
+        folded = unicodedata.normalize("NFKD", folded)
+        folded = "".join(c for c in folded if not unicodedata.combining(c))
     folded = " ".join(_PUNCT.sub(" ", folded.casefold()).split())
-    return re.sub(r"^(the|an|a) ", "", folded) or folded
+    return _LEADING_ARTICLE.sub("", folded) or folded
 
 
 # --- one record → Incoming -------------------------------------------------------------------------------------
