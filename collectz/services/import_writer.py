@@ -48,7 +48,6 @@ from collectz.services.people import (
     Credit,
     get_or_create_genres,
     get_or_create_people,
-    name_key,
     ordered_credits,
     ordered_genres,
 )
@@ -589,9 +588,10 @@ class NewItem:
         self.genres: list[str] = list(item.cleaned.genres or ())
         self.variant_resolutions = [v.get("resolution") for v in item.variants]
 
-    def row(self, people: dict[str, Any]) -> dict[str, Any]:
+    def row(self, names: list[str]) -> dict[str, Any]:
+        """The item's media row; `names`: its people's names, as its search text lists them."""
         values = {name: self.__dict__[name] for name in _INSERT_COLUMNS}
-        names = [people[name_key(c.name)].name for c in self.people if name_key(c.name) in people]
+        values["id"] = self.id
         values["sort_title"] = make_sort_title(self.title)
         values["search_text"] = compose_search_text(
             title=self.title, original_title=self.original_title, people=names, details=self.type_details,
@@ -616,15 +616,18 @@ def _insert_new(news: list[NewItem], people: dict[str, Any], genres: dict[str, A
         return
     for new, media_id in zip(news, _new_ids(len(news)), strict=True):
         new.id = media_id
-    # Ids are chosen first, so the rows go in as a few multi-row INSERTs (on SQLite the full-text trigger flushes
-    # its index once per statement: a statement per row made imports four times slower).
-    insert_rows(Media.__table__, [{"id": new.id, **new.row(people)} for new in news])
+    media_rows: list[dict[str, Any]] = []
     credit_rows: list[dict[str, Any]] = []
     genre_rows: list[dict[str, Any]] = []
     for new in news:
+        credits = ordered_credits(new.people, people)  # once per item: its search text and its credit rows
+        media_rows.append(new.row([person.name for person, _credit, _position in credits]))
         credit_rows += [{"media_id": new.id, "person_id": person.id, "role": credit.role, "position": position}
-                        for person, credit, position in ordered_credits(new.people, people)]
+                        for person, credit, position in credits]
         genre_rows += [{"media_id": new.id, "genre_id": genre.id} for genre in ordered_genres(new.genres, genres)]
+    # Ids are chosen first, so the rows go in together (on SQLite the full-text trigger flushes its index once per
+    # statement: a statement per row made imports four times slower).
+    insert_rows(Media.__table__, media_rows)
     if credit_rows:
         insert_rows(MediaPerson.__table__, credit_rows)
     if genre_rows:
