@@ -277,6 +277,22 @@ def test_the_title_cache_covers_a_chunk_and_no_more(ctx: Flask) -> None:
     assert title_key.cache_info().currsize <= 2 * imports.LARGEST_CHUNK_ROWS
 
 
+def test_a_row_the_database_refuses_fails_alone_and_the_rest_of_its_chunk_goes_in(
+        ctx: Flask, actors: Actors, caplog: pytest.LogCaptureFixture) -> None:
+    records = [book(f"w{i}", f"Whole {i}") for i in range(5)]
+    records[2]["runtime"] = str(10**20)  # a whole number, as validation asks, but too large for the column
+    with caplog.at_level(logging.WARNING, logger="collectz.imports"):
+        job = run_records(BOB, records, chunk_size=5)
+    assert "retrying row by row" in caplog.text  # the chunk failed as a whole, then each row went on its own
+    got = [(r.outcome, r.message or "", r.media_id is not None) for r in rows(job.id)]
+    assert [(outcome, has_item) for outcome, _message, has_item in got] == [
+        ("created", True), ("created", True), ("failed", False), ("created", True), ("created", True)]
+    assert got[2][1].startswith("Could not be written: ")
+    assert (job.status, job.created, job.failed, media_count()) == ("succeeded", 4, 1, 4)
+    titles = db.session.scalars(select(Media.title).order_by(Media.title)).all()
+    assert titles == ["Whole 0", "Whole 1", "Whole 3", "Whole 4"]
+
+
 def test_cancel_stops_after_the_current_chunk_and_reports_what_was_done(ctx: Flask, actors: Actors) -> None:
     job_id = staged_job(BOB, [book(f"s{i}", f"Title {i}") for i in range(6)], chunk_size=2)
     assert imports.process_chunk(job_id, 0).next_chunk == 1

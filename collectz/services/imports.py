@@ -523,14 +523,17 @@ def _process_chunk(job_id: int, chunk: int) -> ChunkDone:
         ImportRow.job_id == job_id, ImportRow.row_number.between(chunk * size + 1, (chunk + 1) * size),
         ImportRow.outcome == "pending").order_by(ImportRow.row_number)))
     if rows:
+        ids = [row.id for row in rows]
+        items = _converted(job, rows)
+        del rows  # the records go once converted (the largest part of a chunk's memory): the rest needs their ids
         try:
             with db.session.begin_nested():
-                outcomes = _write_rows(job, library_id, rows)
+                outcomes = write_batch(_context(job, library_id), items)
         except Exception as exc:  # one bad row must not sink its chunk: find it row by row
             log.warning("import chunk failed as a whole, retrying row by row",
                         extra={"fields": {"job_id": job_id, "chunk": chunk, "error": repr(exc)[:300]}})
-            outcomes = _write_rows_one_by_one(job, library_id, rows)
-        _record(job, rows, outcomes)
+            outcomes = _write_rows_one_by_one(job, library_id, ids)
+        _record(job, ids, outcomes)
     next_chunk = _next_chunk(job, after=chunk * size)
     if next_chunk is None:
         _finish(job, "succeeded")
@@ -559,7 +562,8 @@ def _refresh_statistics(job_id: int) -> None:
         log.info("table statistics refreshed", extra={"fields": {"job_id": job_id, "tables": analysed}})
 
 
-def _write_rows(job: SyncJob, library_id: int, rows: list[Any]) -> list[Outcome]:
+def _converted(job: SyncJob, rows: list[Any]) -> list[Incoming | RowError]:
+    """Each (id, raw) row's record, validated."""
     default_type = job.options.get("default_type") or "other"
     items: list[Incoming | RowError] = []
     for row in rows:
@@ -567,7 +571,7 @@ def _write_rows(job: SyncJob, library_id: int, rows: list[Any]) -> list[Outcome]
             items.append(convert(row.raw, default_type))
         except RowError as exc:
             items.append(_line_error(row, exc))
-    return write_batch(_context(job, library_id), items)
+    return items
 
 
 def _line_error(row: Any, exc: RowError) -> RowError:
@@ -575,29 +579,31 @@ def _line_error(row: Any, exc: RowError) -> RowError:
     return RowError(f"Line {line}: {exc}" if line else str(exc))
 
 
-def _write_rows_one_by_one(job: SyncJob, library_id: int, rows: list[Any]) -> list[Outcome]:
+def _write_rows_one_by_one(job: SyncJob, library_id: int, ids: list[int]) -> list[Outcome]:
+    """Each row of a failed chunk in a transaction of its own, its record read again."""
     outcomes: list[Outcome] = []
-    for row in rows:
+    for row_id in ids:
+        row = db.session.execute(select(ImportRow.id, ImportRow.raw).where(ImportRow.id == row_id)).one()
         try:
             with db.session.begin_nested():
-                outcomes.extend(_write_rows(job, library_id, [row]))
+                outcomes.extend(write_batch(_context(job, library_id), _converted(job, [row])))
         except Exception as exc:
             outcomes.append(Outcome("failed", message=f"Could not be written: {exc.__class__.__name__}: "
                                                       f"{str(exc).splitlines()[0][:300] if str(exc) else ''}"))
     return outcomes
 
 
-def _record(job: SyncJob, rows: list[Any], outcomes: list[Outcome]) -> None:
+def _record(job: SyncJob, ids: list[int], outcomes: list[Outcome]) -> None:
     counts = {name: 0 for name in ("created", "updated", "skipped", "failed")}
     for outcome in outcomes:
         counts[outcome.outcome] += 1
     now = utcnow()
     update_rows(ImportRow.__table__, "id", [
-        {"id": row.id, "outcome": o.outcome, "match_mode": o.match_mode, "matched_by": o.matched_by,
+        {"id": row_id, "outcome": o.outcome, "match_mode": o.match_mode, "matched_by": o.matched_by,
          "message": (o.message or "")[:2000] or None, "media_id": o.media_id, "updated_at": now}
-        for row, o in zip(rows, outcomes, strict=True)])
+        for row_id, o in zip(ids, outcomes, strict=True)])
     db.session.execute(update(SyncJob).where(SyncJob.id == job.id).values(
-        processed=SyncJob.processed + len(rows), created=SyncJob.created + counts["created"],
+        processed=SyncJob.processed + len(ids), created=SyncJob.created + counts["created"],
         updated=SyncJob.updated + counts["updated"], skipped=SyncJob.skipped + counts["skipped"],
         failed=SyncJob.failed + counts["failed"], heartbeat_at=utcnow()))
     db.session.refresh(job)
