@@ -61,7 +61,8 @@ def default_sqlite_limits() -> Iterator[None]:
 # --- validation -------------------------------------------------------------------------------------------------
 
 
-def test_each_bad_value_fails_its_row_with_line_and_reason_and_the_rest_import(ctx: Flask, actors: Actors) -> None:
+def test_each_bad_value_fails_its_row_with_line_and_reason_and_the_rest_import(
+        ctx: Flask, actors: Actors, caplog: pytest.LogCaptureFixture) -> None:
     good = [book(f"g{i}", f"Good {i}", line=i + 2) for i in range(8)]
     bad = [
         {"line": 20, "source_id": "b1", "media_type": "spaceship", "title": "Odd"},
@@ -70,9 +71,15 @@ def test_each_bad_value_fails_its_row_with_line_and_reason_and_the_rest_import(c
         {"line": 23, "source_id": "b4", "media_type": "book", "title": "Typo", "isbn": "0441013598"},
         {"line": 24, "source_id": "b5", "media_type": "book", "title": ""},
         {"line": 25, "source_id": "b6", "media_type": "movie", "title": "x" * 501},
+        # Whole numbers beyond what an item can hold (the item form's bounds, the columns' size).
+        {"line": 26, "source_id": "b7", "media_type": "movie", "title": "Long", "runtime": str(10**20)},
+        {"line": 27, "source_id": "b8", "media_type": "movie", "title": "Many", "copies": "10000"},
+        {"line": 28, "source_id": "b9", "media_type": "movie", "title": "Far", "tmdb_id": str(2**31)},
     ]
-    job = run_records(BOB, good[:4] + bad + good[4:], chunk_size=3)
-    assert (job.status, job.total, job.processed, job.created, job.failed) == ("succeeded", 14, 14, 8, 6)
+    with caplog.at_level(logging.WARNING, logger="collectz.imports"):
+        job = run_records(BOB, good[:4] + bad + good[4:], chunk_size=3)
+    assert "retrying row by row" not in caplog.text  # every bad row was caught before the database saw it
+    assert (job.status, job.total, job.processed, job.created, job.failed) == ("succeeded", 17, 17, 8, 9)
     messages = {r.raw["line"]: r.message for r in rows(job.id) if r.outcome == "failed"}
     assert messages[20].startswith("Line 20: type: 'spaceship' is not a media type")
     assert messages[21] == "Line 21: year: enter a year between 1800 and 2100"
@@ -80,6 +87,9 @@ def test_each_bad_value_fails_its_row_with_line_and_reason_and_the_rest_import(c
     assert "Line 23: ISBN:" in messages[23] and "check digit" in messages[23]
     assert messages[24] == "Line 24: title: a title is needed"
     assert messages[25] == "Line 25: title: use at most 500 characters"
+    assert messages[26] == "Line 26: runtime: enter the runtime in minutes (at most 100,000)"
+    assert messages[27] == "Line 27: copies: at most 9,999 copies"
+    assert messages[28] == "Line 28: TMDB id: this TMDB id is too large"
     assert media_count() == 8
 
 
@@ -280,7 +290,8 @@ def test_the_title_cache_covers_a_chunk_and_no_more(ctx: Flask) -> None:
 def test_a_row_the_database_refuses_fails_alone_and_the_rest_of_its_chunk_goes_in(
         ctx: Flask, actors: Actors, caplog: pytest.LogCaptureFixture) -> None:
     records = [book(f"w{i}", f"Whole {i}") for i in range(5)]
-    records[2]["runtime"] = str(10**20)  # a whole number, as validation asks, but too large for the column
+    # A file's size (a Plex file's) that no file has: it passes validation, and no integer column can hold it.
+    records[2]["variants"] = [{"source_key": "file-1", "size_bytes": str(10**20)}]
     with caplog.at_level(logging.WARNING, logger="collectz.imports"):
         job = run_records(BOB, records, chunk_size=5)
     assert "retrying row by row" in caplog.text  # the chunk failed as a whole, then each row went on its own

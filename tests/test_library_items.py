@@ -391,6 +391,14 @@ def test_service_rules_are_field_errors_too(app, actors: Actors):
     assert count(app, Media) == 0 and count(app, Person) == 0
 
 
+def test_a_tmdb_id_too_large_for_its_column_is_a_field_error(app, actors: Actors):
+    bob = actors.client("bob")
+    resp = post_new(bob, media_type="movie", title="Far Away", tmdb_id=str(2**31))
+    assert resp.status_code == 422
+    assert re.search(r'id="item-tmdb_id-error">This TMDB id is too large.', resp.get_data(as_text=True))
+    assert count(app, Media) == 0
+
+
 def test_invalid_edit_changes_nothing(app, actors: Actors):
     bob = actors.client("bob")
     media_id = created_id(post_new(bob, media_type="book", title="Dune", people_author="Frank Herbert",

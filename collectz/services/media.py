@@ -39,6 +39,10 @@ COLUMNS = ("media_type", "title", "original_title", "year", "release_date", "for
            "signed_by", "signed_role", "signed_on", "signed_at")
 _TEXT_LIMITS = {"title": 500, "original_title": 500, "location": 255, "signed_by": 255, "signed_at": 255,
                 "overview": 20000, "notes": 20000}
+# The item form's bounds, and the columns' (a 32-bit integer): an import's rows are held to the same.
+COPIES_MAX = 9999
+RUNTIME_MAX = 100_000
+TMDB_ID_MAX = 2**31 - 1
 _AUDIT_TEXT = 200  # long text is cut in the activity log; it records that it changed, not a copy
 
 
@@ -178,8 +182,12 @@ def _clean(data: MediaInput) -> Cleaned:
             errors["year"] = "The year does not match the release date."
     if data.copies is None or data.copies < 1:
         errors["copies"] = "At least one copy."
+    elif data.copies > COPIES_MAX:
+        errors["copies"] = f"At most {COPIES_MAX:,} copies."
     if data.runtime is not None and data.runtime < 0:
         errors["runtime"] = "The runtime cannot be negative."
+    elif data.runtime is not None and data.runtime > RUNTIME_MAX:
+        errors["runtime"] = f"Enter the runtime in minutes (at most {RUNTIME_MAX:,})."
     formats: list[str] = []
     for fmt in data.formats or []:
         fmt = (fmt or "").strip()
@@ -230,8 +238,8 @@ def _tmdb(data: MediaInput, media_type: str, errors: dict[str, str]) -> dict[str
     if data.tmdb_id is None:
         return {"tmdb_id": None, "tmdb_media_type": None}
     kind = data.tmdb_media_type or TMDB_TYPES.get(media_type)
-    if data.tmdb_id < 1:
-        errors["tmdb_id"] = "A TMDB id is a positive number."
+    if not 1 <= data.tmdb_id <= TMDB_ID_MAX:
+        errors["tmdb_id"] = "A TMDB id is a positive number." if data.tmdb_id < 1 else "This TMDB id is too large."
     if kind not in ("movie", "tv"):
         errors["tmdb_media_type"] = "Say whether the TMDB id is a movie or a TV show."
     return {"tmdb_id": data.tmdb_id, "tmdb_media_type": kind}

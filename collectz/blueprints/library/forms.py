@@ -35,7 +35,7 @@ from collectz.models.media_types import (
     TYPE_ROLES,
 )
 from collectz.services.errors import InvalidInput
-from collectz.services.media import MediaInput, SeasonInput, check_media
+from collectz.services.media import COPIES_MAX, RUNTIME_MAX, MediaInput, SeasonInput, check_media
 from collectz.services.people import Credit, people_by_role
 from collectz.services.user_state import RATING_MAX, STATUSES, StateInput
 from collectz.web.forms import apply_errors
@@ -98,7 +98,8 @@ class MediaForm(FlaskForm):
                           validators=[Optional(), Length(max=500)])
     genres = StringField("Genres", description="Comma separated, e.g. Drama, Science fiction",
                          validators=[Optional(), Length(max=2000)])
-    copies = IntegerField("Copies", default=1, validators=[Optional(), NumberRange(1, 9999, "At least one copy.")])
+    copies = IntegerField("Copies", default=1,
+                          validators=[Optional(), NumberRange(1, COPIES_MAX, "At least one copy.")])
     location = StringField("Location", description="Where it is kept, e.g. Living room shelf 2",
                            validators=[Optional(), Length(max=255)])
     overview = TextAreaField("Overview", validators=[Optional(), Length(max=20000)])
@@ -217,7 +218,7 @@ def media_form_class(media_type: str) -> type[MediaForm]:
         attrs: dict[str, Any] = {"media_kind": media_type}
         if media_type in RUNTIME_TYPES:
             attrs["runtime"] = IntegerField("Runtime (minutes)", validators=[
-                Optional(), NumberRange(0, 100000, "Enter the runtime in minutes.")])
+                Optional(), NumberRange(0, RUNTIME_MAX, "Enter the runtime in minutes.")])
         for role in TYPE_ROLES[media_type]:
             attrs[f"people_{role}"] = TextAreaField(PERSON_ROLES[role].plural, description=NAMES_HELP,
                                                     validators=[Optional(), Length(max=20000)],
