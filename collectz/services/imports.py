@@ -488,8 +488,11 @@ def _cycle_collector_paused() -> Iterator[None]:
     """Run a chunk without the garbage collector's cycle passes; reference counting still frees every object that
     is not in a cycle. A chunk holds its rows, their items and the candidates they match (tens of thousands of
     objects) until it ends, and the collector walked them again and again: a tenth of a 100,000-row import. The
-    few cycles a chunk leaves (SQLAlchemy statement parts, about a hundred objects) wait for the next pass."""
-    if not gc.isenabled():  # paused already (a step run from within another): the outer one resumes it
+    few cycles a chunk leaves (SQLAlchemy statement parts, about a hundred objects) wait for the next pass.
+
+    The switch is the process's: where the worker is a thread of the web process (the embedded default), the web's
+    threads also go without cycle passes while a chunk runs (about a second), and their cycles are collected after."""
+    if not gc.isenabled():  # paused already (by another chunk's thread, or a caller): whoever paused it resumes it
         yield
         return
     gc.disable()
