@@ -6,11 +6,11 @@ processor: dates, JSON, our UTC timestamps) and the column defaults — and hand
 out the columns that are empty in every row and NULL by default). SQLite: a single-row INSERT run for every row
 (executemany: within a transaction, a statement that may write several rows and then fail, such as a multi-row INSERT
 into a table with a foreign key or a unique index, or any UPDATE, makes SQLite journal every page it changes, for the
-statement's undo, and a single-row INSERT needs no such journal); the rows of a table whose
-trigger feeds a full-text index go, a page per statement, into a temporary copy of the table, then into the table with
-one INSERT ... SELECT (the index writes out its pending terms at the end of each statement: once per call, not once per
-page or per row); UPDATEs ... FROM a page of rows' VALUES. PostgreSQL: COPY (ON CONFLICT inserts and UPDATEs go
-through a scratch table filled by COPY, then one statement).
+statement's undo, and a single-row INSERT needs no such journal); the rows of a table whose trigger feeds a full-text
+index go, a page per statement, into a temporary copy of the table, then into the table with one INSERT ... SELECT
+(the index writes out its pending terms at the end of each statement: once per call, not once per page or per row);
+UPDATEs ... FROM a page of rows' VALUES. PostgreSQL: COPY (ON CONFLICT inserts and UPDATEs go through a scratch table
+filled by COPY, then one statement).
 Used inside the caller's transaction.
 """
 
@@ -71,6 +71,11 @@ def matching(query: Select[Any], column: Any, values: Sequence[Any] | set[Any]) 
 
 def _placeholder(dialect: Any) -> str:
     return "?" if dialect.paramstyle == "qmark" else "%s"
+
+
+def _one_row(dialect: Any, width: int) -> str:
+    """A VALUES row of `width` placeholders: "(?, ?, ...)"."""
+    return "(" + ", ".join([_placeholder(dialect)] * width) + ")"
 
 
 def _processors(table: Table, names: Sequence[str], dialect: Any) -> list[Callable[[Any], Any] | None]:
@@ -149,11 +154,10 @@ def insert_rows(table: Table, rows: Sequence[dict[str, Any]], *, on_conflict_do_
                                    + tail)
         return
     if table.name not in SEARCH_FED_TABLES:  # no statement journal (see the module docstring)
-        one = "(" + ", ".join([_placeholder(dialect)] * len(columns)) + ")"
+        one = _one_row(dialect, len(columns))
         connection.exec_driver_sql(f"INSERT INTO {quote(table.name)} ({listed}) VALUES {one}{tail}", values)
         return
-    pages = _pages(len(rows), _MAX_PARAMS.get(dialect.name, 999) // len(columns))
-    gathered = len(pages) > 1 and not on_conflict_do_nothing
+    gathered = len(_row_pages(dialect, len(rows), len(columns))) > 1 and not on_conflict_do_nothing
     target = quote(table.name)
     if gathered:
         # One INSERT ... SELECT from a temporary copy of the call's columns, so the full-text index takes the rows in
@@ -164,17 +168,21 @@ def insert_rows(table: Table, rows: Sequence[dict[str, Any]], *, on_conflict_do_
         target = f"temp.{quote('bulk_' + table.name)}"
         connection.exec_driver_sql(f"DROP TABLE IF EXISTS {target}")
         connection.exec_driver_sql(f"CREATE TABLE {target} AS SELECT {listed} FROM main.{quote(table.name)} WHERE 0")
-    _in_pages(connection, f"INSERT INTO {target} ({listed}) VALUES ", tail, values, pages)
+    _in_pages(connection, f"INSERT INTO {target} ({listed}) VALUES ", tail, values)
     if gathered:
         connection.exec_driver_sql(f"INSERT INTO main.{quote(table.name)} ({listed}) SELECT {listed} FROM {target}")
         connection.exec_driver_sql(f"DROP TABLE {target}")
 
 
-def _in_pages(connection: Any, head: str, tail: str, values: list[tuple[Any, ...]],
-              pages: list[tuple[int, int]]) -> None:
+def _row_pages(dialect: Any, count: int, width: int) -> list[tuple[int, int]]:
+    """`_pages` for `count` rows of `width` values each, within the dialect's parameter limit."""
+    return _pages(count, _MAX_PARAMS.get(dialect.name, 999) // width)
+
+
+def _in_pages(connection: Any, head: str, tail: str, values: list[tuple[Any, ...]]) -> None:
     """SQLite: `head` + a page of the values' rows (a VALUES list) + `tail`, one statement per page."""
-    one = "(" + ", ".join([_placeholder(connection.dialect)] * len(values[0])) + ")"
-    for start, size in pages:
+    one = _one_row(connection.dialect, len(values[0]))
+    for start, size in _row_pages(connection.dialect, len(values), len(values[0])):
         connection.exec_driver_sql(head + ", ".join([one] * size) + tail,
                                    tuple(value for row in values[start:start + size] for value in row))
 
@@ -243,8 +251,7 @@ def update_rows(table: Table, key: str, rows: Sequence[dict[str, Any]]) -> None:
     # SQLite names a VALUES list's columns column1, column2...: the key is column1.
     head = (f"UPDATE {target} SET {', '.join(f'{quote(n)} = s.column{i}' for i, n in enumerate(names, start=2))} "
             "FROM (VALUES ")
-    _in_pages(connection, head, f") AS s WHERE {target}.{quote(key)} = s.column1", params,
-              _pages(len(params), _MAX_PARAMS.get(dialect.name, 999) // len(columns)))
+    _in_pages(connection, head, f") AS s WHERE {target}.{quote(key)} = s.column1", params)
 
 
 # A table's planner statistics are taken again once it has changed by this many rows, and by at least as many rows as

@@ -502,13 +502,9 @@ def _cycle_collector_paused() -> Iterator[None]:
         gc.enable()
 
 
+@_cycle_collector_paused()
 def process_chunk(job_id: int, chunk: int) -> ChunkDone:
     """Import the pending rows of one chunk in one transaction; says which chunk runs next."""
-    with _cycle_collector_paused():
-        return _process_chunk(job_id, chunk)
-
-
-def _process_chunk(job_id: int, chunk: int) -> ChunkDone:
     library_id = ensure_default_library().id
     db.session.commit()
     _lock_for_writes(job_id, library_id)
@@ -528,14 +524,16 @@ def _process_chunk(job_id: int, chunk: int) -> ChunkDone:
     if rows:
         ids = [row.id for row in rows]
         items = _converted(job, rows)
-        del rows  # the records go once converted (the largest part of a chunk's memory): the rest needs their ids
+        # The records go once converted (the largest part of a chunk's memory); write_batch only reads its items,
+        # so a retry row by row writes the same ones again.
+        del rows
         try:
             with db.session.begin_nested():
                 outcomes = write_batch(_context(job, library_id), items)
         except Exception as exc:  # one bad row must not sink its chunk: find it row by row
             log.warning("import chunk failed as a whole, retrying row by row",
                         extra={"fields": {"job_id": job_id, "chunk": chunk, "error": repr(exc)[:300]}})
-            outcomes = _write_rows_one_by_one(job, library_id, ids)
+            outcomes = _write_rows_one_by_one(job, library_id, items)
         _record(job, ids, outcomes)
     next_chunk = _next_chunk(job, after=chunk * size)
     if next_chunk is None:
@@ -582,14 +580,13 @@ def _line_error(row: Any, exc: RowError) -> RowError:
     return RowError(f"Line {line}: {exc}" if line else str(exc))
 
 
-def _write_rows_one_by_one(job: SyncJob, library_id: int, ids: list[int]) -> list[Outcome]:
-    """Each row of a failed chunk in a transaction of its own, its record read again."""
+def _write_rows_one_by_one(job: SyncJob, library_id: int, items: list[Incoming | RowError]) -> list[Outcome]:
+    """Each row of a failed chunk in a transaction of its own."""
     outcomes: list[Outcome] = []
-    for row_id in ids:
-        row = db.session.execute(select(ImportRow.id, ImportRow.raw).where(ImportRow.id == row_id)).one()
+    for item in items:
         try:
             with db.session.begin_nested():
-                outcomes.extend(write_batch(_context(job, library_id), _converted(job, [row])))
+                outcomes.extend(write_batch(_context(job, library_id), [item]))
         except Exception as exc:
             outcomes.append(Outcome("failed", message=f"Could not be written: {exc.__class__.__name__}: "
                                                       f"{str(exc).splitlines()[0][:300] if str(exc) else ''}"))
