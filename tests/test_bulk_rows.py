@@ -4,17 +4,20 @@ shapes, ON CONFLICT DO NOTHING, updates a page of rows at a time — on both dat
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 
+import pytest
 from flask import Flask
 from sqlalchemy import event, select, text
+from sqlalchemy.exc import IntegrityError
 
 from collectz.extensions import db
 from collectz.models import ImportRow, Media, SyncJob
 from collectz.models.media import make_sort_title
-from collectz.services.bulk_rows import MAX_PAGE, _pages, insert_rows, update_rows
+from collectz.services.bulk_rows import MAX_PAGE, _pages, insert_rows, insert_stream, update_rows
 from collectz.services.users import ensure_default_library
 from tests.test_library_browse import browse_service
 
@@ -220,3 +223,56 @@ def test_items_go_in_with_one_statement_and_search_finds_every_one(app: Flask, a
         assert page.total == 1 and [row.title for row in page.rows] == [f"Quillwort {n}"]
     assert browse_service(app, bob, q="qx0700z").total == 0  # rolled back
     assert browse_service(app, bob, q="quillwort").total == 900
+
+
+def _copying_into(table: str) -> int | None:
+    """PostgreSQL: the rows a COPY into `table` has stored so far, as another session sees them (None: no COPY)."""
+    with db.engine.connect() as other:
+        return other.execute(text("SELECT tuples_processed FROM pg_stat_progress_copy "
+                                  "WHERE relid = CAST(:t AS regclass)"), {"t": table}).scalar()
+
+
+def test_streamed_rows_are_stored_while_the_caller_still_makes_the_rest(app: Flask, actors) -> None:
+    """insert_stream takes rows as they are made. PostgreSQL: the server has stored the first ones before the last
+    one is made (the client's work and the server's overlap); both: every row with its values and defaults."""
+    with app.app_context():
+        job = _running_job(actors, "s")
+        seen_while_making: list[int | None] = []
+
+        def made() -> Iterator[dict]:
+            for n in range(1, 3001):
+                if n == 2001 and db.engine.dialect.name == "postgresql":
+                    deadline = time.monotonic() + 10
+                    while not (_copying_into("import_rows") or 0) and time.monotonic() < deadline:
+                        time.sleep(0.05)
+                    seen_while_making.append(_copying_into("import_rows"))
+                yield {"job_id": job.id, "row_number": n, "chunk": n // 1000, "outcome": "pending",
+                       "raw": {"title": f"Streamed {n}"}}
+
+        insert_stream(ImportRow.__table__, made())
+        db.session.commit()
+        if db.engine.dialect.name == "postgresql":
+            assert seen_while_making and 0 < seen_while_making[0] <= 2000
+        stored = db.session.execute(select(ImportRow.row_number, ImportRow.raw, ImportRow.updated_at).where(
+            ImportRow.job_id == job.id).order_by(ImportRow.row_number)).all()
+        assert [r.row_number for r in stored] == list(range(1, 3001))
+        assert stored[-1].raw == {"title": "Streamed 3000"} and all(r.updated_at is not None for r in stored)
+        insert_stream(ImportRow.__table__, iter(()))  # nothing to store: no statement, no error
+        db.session.remove()
+
+
+def test_a_copy_that_breaks_a_constraint_raises_as_sqlalchemy_does(app: Flask, actors) -> None:
+    """PostgreSQL's COPY goes through the driver itself; its errors come out as SQLAlchemy's own (an IntegrityError
+    for a duplicate key), so callers handle them as they handle any statement's."""
+    with app.app_context():
+        job = _running_job(actors, "d")
+        row = {"job_id": job.id, "row_number": 1, "chunk": 0, "outcome": "pending", "raw": {}}
+        insert_rows(ImportRow.__table__, [row])
+        db.session.commit()
+        with pytest.raises(IntegrityError):
+            insert_rows(ImportRow.__table__, [row])
+        db.session.rollback()
+        with pytest.raises(IntegrityError):
+            insert_stream(ImportRow.__table__, iter([row]))
+        db.session.rollback()
+        db.session.remove()

@@ -75,8 +75,8 @@ def test_an_import_refreshes_the_statistics_of_the_tables_it_grew(ctx: Flask, ac
 
 def test_a_table_busy_elsewhere_is_left_alone_and_the_import_goes_on(ctx: Flask, actors: Actors,
                                                                     caplog: pytest.LogCaptureFixture) -> None:
-    """Another session vacuuming or analysing import_rows holds the lock ANALYZE needs: the step waits a moment, says
-    so in the log, and the import goes on (it does not wait for that session to finish)."""
+    """Another session vacuuming or analysing import_rows holds the lock ANALYZE needs: the statistics thread waits a
+    moment and says so in the log, and the import goes on (nothing waits for that session to finish)."""
     postgres_only()
     db.session.execute(text("ANALYZE import_rows"))
     db.session.commit()
@@ -92,6 +92,7 @@ def test_a_table_busy_elsewhere_is_left_alone_and_the_import_goes_on(ctx: Flask,
         started = time.monotonic()
         with caplog.at_level(logging.INFO, logger="collectz.imports"):
             assert imports.process_chunk(job_id, 0).next_chunk == 1
+            imports.wait_for_statistics()
         took = time.monotonic() - started
     finally:
         release.cancel()

@@ -16,13 +16,15 @@ Used inside the caller's transaction.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import cache
+from itertools import chain
 from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import ColumnElement, FromClause, Select, Table, any_, func, literal, select, true
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import DBAPIError
 
 from collectz.extensions import db
 from collectz.services.indexing import SEARCH_FED_TABLES
@@ -134,25 +136,22 @@ def insert_rows(table: Table, rows: Sequence[dict[str, Any]], *, on_conflict_do_
     plain = _plain_nullable(table)
     names = [name for name in rows[0] if name not in plain or any(row[name] is not None for row in rows)]
     names = names or list(rows[0])
-    defaults = _defaults(table, names)
-    columns = names + list(defaults)
-    processors = _processors(table, columns, dialect)
-    fixed = list(defaults.values())
+    columns, processors, fixed = _columns(table, names, dialect)
     quote = dialect.identifier_preparer.quote
     listed = ", ".join(quote(c) for c in columns)
     tail = ""
     if on_conflict_do_nothing:
         tail = f" ON CONFLICT ({', '.join(quote(c) for c in on_conflict_do_nothing)}) DO NOTHING"
-    values = _values(processors, names, fixed, rows)
     if dialect.name == "postgresql":
         if not on_conflict_do_nothing:
-            _copy(connection, table.name, columns, values)
+            _copy(connection, table.name, columns, _values(processors, names, fixed, rows))
             return
         # ON CONFLICT needs an INSERT: the rows go by COPY into a scratch table, then one INSERT ... SELECT.
-        scratch = _scratch(connection, table, columns, values)
+        scratch = _scratch(connection, table, columns, _values(processors, names, fixed, rows))
         connection.exec_driver_sql(f"INSERT INTO {quote(table.name)} ({listed}) SELECT {listed} FROM {scratch}"
                                    + tail)
         return
+    values = list(_values(processors, names, fixed, rows))
     if table.name not in SEARCH_FED_TABLES:  # no statement journal (see the module docstring)
         one = _one_row(dialect, len(columns))
         connection.exec_driver_sql(f"INSERT INTO {quote(table.name)} ({listed}) VALUES {one}{tail}", values)
@@ -174,6 +173,33 @@ def insert_rows(table: Table, rows: Sequence[dict[str, Any]], *, on_conflict_do_
         connection.exec_driver_sql(f"DROP TABLE {target}")
 
 
+def insert_stream(table: Table, rows: Iterable[dict[str, Any]]) -> None:
+    """INSERT rows made one at a time (dicts with the same keys; no column is left out). PostgreSQL: COPY takes each
+    row as soon as it is made, so the server writes the first rows while the caller still makes the rest (an
+    import's item rows cost the client about as much time as they cost the server). SQLite: insert_rows."""
+    connection = db.session.connection()
+    dialect = connection.dialect
+    if dialect.name != "postgresql":
+        insert_rows(table, list(rows))
+        return
+    stream = iter(rows)
+    first = next(stream, None)
+    if first is None:
+        return
+    names = list(first)
+    columns, processors, fixed = _columns(table, names, dialect)
+    _copy(connection, table.name, columns, _values(processors, names, fixed, chain([first], stream)))
+
+
+def _columns(table: Table, names: list[str], dialect: Any) -> tuple[list[str], list[Callable[[Any], Any] | None],
+                                                                    list[Any]]:
+    """The columns an INSERT of rows with `names` lists (those, then the ones a Python-side default fills), their
+    bind processors, and the defaults' values."""
+    defaults = _defaults(table, names)
+    columns = names + list(defaults)
+    return columns, _processors(table, columns, dialect), list(defaults.values())
+
+
 def _row_pages(dialect: Any, count: int, width: int) -> list[tuple[int, int]]:
     """`_pages` for `count` rows of `width` values each, within the dialect's parameter limit."""
     return _pages(count, _MAX_PARAMS.get(dialect.name, 999) // width)
@@ -188,35 +214,40 @@ def _in_pages(connection: Any, head: str, tail: str, values: list[tuple[Any, ...
 
 
 def _values(processors: list[Callable[[Any], Any] | None], names: Sequence[str], fixed: list[Any],
-            rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
+            rows: Iterable[dict[str, Any]]) -> Iterator[tuple[Any, ...]]:
     """Each row's values in column order (the given names, then the defaults), converted by the bind processors
-    (only the columns that have one: most have none, and this runs for every value of an import)."""
+    (only the columns that have one: most have none, and this runs for every value of an import). A row is
+    converted when it is asked for: COPY sends each as soon as it is made."""
     pick = itemgetter(*names)
     given = len(names)
     converted = [(i, proc) for i, proc in enumerate(processors[:given]) if proc is not None]
     # The defaults are the same for every row: converted once.
     fixed = [value if proc is None else proc(value) for value, proc in zip(fixed, processors[given:], strict=True)]
-    result: list[tuple[Any, ...]] = []
     for row in rows:
         values = [pick(row)] if given == 1 else [*pick(row)]
         for i, proc in converted:
             values[i] = proc(values[i])
         values += fixed
-        result.append(tuple(values))
-    return result
+        yield tuple(values)
 
 
-def _copy(connection: Any, table_name: str, columns: Sequence[str], values: list[tuple[Any, ...]]) -> None:
+def _copy(connection: Any, table_name: str, columns: Sequence[str], values: Iterable[tuple[Any, ...]]) -> None:
     """PostgreSQL: COPY ... FROM STDIN (text format) on the session's own connection, in its transaction. Several
-    times cheaper per row than INSERTs: no statement per row to parse, plan and send."""
+    times cheaper per row than INSERTs: no statement per row to parse, plan and send. The rows go out as they come
+    (the driver sends its buffer every few dozen kilobytes), and the server writes them meanwhile: the caller's work
+    on the next rows overlaps the server's on the first ones."""
     quote = connection.dialect.identifier_preparer.quote
     sql = f"COPY {quote(table_name)} ({', '.join(quote(c) for c in columns)}) FROM STDIN"
-    with connection.connection.driver_connection.cursor() as cursor, cursor.copy(sql) as copy:
-        for row in values:
-            copy.write_row(row)
+    driver_error = connection.dialect.dbapi.Error
+    try:
+        with connection.connection.driver_connection.cursor() as cursor, cursor.copy(sql) as copy:
+            for row in values:
+                copy.write_row(row)
+    except driver_error as exc:  # as SQLAlchemy raises it for its own statements (IntegrityError...)
+        raise DBAPIError.instance(sql, None, exc, driver_error, dialect=connection.dialect) from exc
 
 
-def _scratch(connection: Any, table: Table, columns: Sequence[str], values: list[tuple[Any, ...]]) -> str:
+def _scratch(connection: Any, table: Table, columns: Sequence[str], values: Iterable[tuple[Any, ...]]) -> str:
     """PostgreSQL: a temporary table with the columns' types (no constraints, gone at commit) holding the values."""
     global _SCRATCH_SERIAL
     _SCRATCH_SERIAL += 1
@@ -251,7 +282,7 @@ def update_rows(table: Table, key: str, rows: Sequence[dict[str, Any]]) -> None:
     # SQLite names a VALUES list's columns column1, column2...: the key is column1.
     head = (f"UPDATE {target} SET {', '.join(f'{quote(n)} = s.column{i}' for i, n in enumerate(names, start=2))} "
             "FROM (VALUES ")
-    _in_pages(connection, head, f") AS s WHERE {target}.{quote(key)} = s.column1", params)
+    _in_pages(connection, head, f") AS s WHERE {target}.{quote(key)} = s.column1", list(params))
 
 
 # A table's planner statistics are taken again once it has changed by this many rows, and by at least as many rows as
@@ -260,7 +291,8 @@ ANALYZE_AFTER_ROWS = 1000
 ANALYZE_LOCK_WAIT = "200ms"  # a table busy with someone else's VACUUM or ANALYZE is left for the next step
 
 
-def refresh_statistics(tables: Sequence[Table], *, after_rows: int = ANALYZE_AFTER_ROWS) -> list[str]:
+def refresh_statistics(tables: Sequence[Table], *, after_rows: int = ANALYZE_AFTER_ROWS,
+                       connection: Any = None) -> list[str]:
     """PostgreSQL: ANALYZE each of `tables` that has grown or changed a lot since its statistics were taken; returns
     the names of the tables analysed (SQLite: none; its import queries do not depend on statistics).
 
@@ -268,10 +300,11 @@ def refresh_statistics(tables: Sequence[Table], *, after_rows: int = ANALYZE_AFT
     off): without statistics the planner takes a table of 100,000 items for a small one, and an import's lookups by
     `= ANY(array)` scan whole tables instead of their indexes, each chunk slower than the one before. Run between
     transactions (the caller commits around it): ANALYZE reads a sample and blocks no reader or writer. It waits at
-    most ANALYZE_LOCK_WAIT for a table another session is vacuuming or analysing, then fails (the caller goes on)."""
-    if db.session.get_bind().dialect.name != "postgresql":
+    most ANALYZE_LOCK_WAIT for a table another session is vacuuming or analysing, then fails (the caller goes on).
+    `connection`: one of the caller's own (default: the session's)."""
+    connection = connection if connection is not None else db.session.connection()
+    if connection.dialect.name != "postgresql":
         return []
-    connection = db.session.connection()
     changed = sorted(connection.exec_driver_sql(
         "SELECT s.relname FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid "
         "WHERE s.schemaname = current_schema() AND s.relname = ANY(%s) "

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property, lru_cache
@@ -40,7 +40,7 @@ from collectz.models import (
 )
 from collectz.models.media import make_sort_title
 from collectz.models.media_types import MEDIA_TYPES, PERSON_ROLES, TYPE_DETAILS
-from collectz.services.bulk_rows import any_of, each_key, insert_rows, matching, unnest_table
+from collectz.services.bulk_rows import any_of, each_key, insert_rows, insert_stream, matching, unnest_table
 from collectz.services.errors import InvalidInput
 from collectz.services.indexing import compose_search_text, derived_columns, refresh_media_index
 from collectz.services.media import COLUMNS, Cleaned, MediaInput
@@ -351,6 +351,9 @@ class BatchContext:
     import_source: str
     # Barcode batches: an identifier match is "already in the catalog" (skipped), never another copy.
     match_is_skip: bool = False
+    # Called once the batch's new items are in, when what is left of the batch is mostly the database's work (their
+    # credits, genres and entries): the caller may start work of its own meanwhile.
+    while_writing: Callable[[], None] | None = None
 
 
 class _Index:
@@ -617,24 +620,31 @@ def _new_ids(count: int) -> list[int]:
     return list(range(highest + 1, highest + 1 + count))
 
 
-def _insert_new(news: list[NewItem], people: dict[str, Any], genres: dict[str, Any]) -> None:
+def _insert_new(news: list[NewItem], people: dict[str, Any], genres: dict[str, Any],
+                while_writing: Callable[[], None] | None) -> None:
     """Insert the batch's new items with their people and genres; each NewItem gets its id."""
     if not news:
         return
     for new, media_id in zip(news, _new_ids(len(news)), strict=True):
         new.id = media_id
-    media_rows: list[dict[str, Any]] = []
     credit_rows: list[dict[str, Any]] = []
     genre_rows: list[dict[str, Any]] = []
-    for new in news:
-        credits = ordered_credits(new.people, people)  # once per item: its search text and its credit rows
-        media_rows.append(new.row([person.name for person, _credit, _position in credits]))
-        credit_rows += [{"media_id": new.id, "person_id": person.id, "role": credit.role, "position": position}
-                        for person, credit, position in credits]
-        genre_rows += [{"media_id": new.id, "genre_id": genre.id} for genre in ordered_genres(new.genres, genres)]
+
+    def media_rows() -> Iterator[dict[str, Any]]:
+        for new in news:
+            credits = ordered_credits(new.people, people)  # once per item: its search text and its credit rows
+            credit_rows.extend([{"media_id": new.id, "person_id": person.id, "role": credit.role,
+                                 "position": position} for person, credit, position in credits])
+            genre_rows.extend([{"media_id": new.id, "genre_id": genre.id}
+                               for genre in ordered_genres(new.genres, genres)])
+            yield new.row([person.name for person, _credit, _position in credits])
+
     # Ids are chosen first, so the rows go in together (on SQLite the full-text trigger flushes its index once per
-    # statement: a statement per row made imports four times slower).
-    insert_rows(Media.__table__, media_rows)
+    # statement: a statement per row made imports four times slower). On PostgreSQL each item's row goes to the
+    # server as soon as it is made (the credit and genre rows are gathered meanwhile).
+    insert_stream(Media.__table__, media_rows())
+    if while_writing is not None:
+        while_writing()
     if credit_rows:
         insert_rows(MediaPerson.__table__, credit_rows)
     if genre_rows:
@@ -675,7 +685,7 @@ def write_batch(ctx: BatchContext, items: list[Incoming | RowError]) -> list[Out
                 index.same_source.add(media)
                 new_sources.append((source_id, media))
     db.session.flush()  # changes to existing items
-    _insert_new(news, people, genres)
+    _insert_new(news, people, genres, ctx.while_writing)
     gained = _add_seasons_and_variants(ctx, touched, index.loaded)
     metadata_rows = []
     refreshed: set[int] = set()

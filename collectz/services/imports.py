@@ -4,13 +4,16 @@ An import is a `sync_jobs` row plus one `import_rows` row per source row; the da
 cross Redis. It runs in two steps (rq entry points in collectz.jobs.imports):
 
 1. `stage(job_id)`: the parser streams the uploaded file and every record becomes a pending import row, stored in
-   batches. Nothing reaches the catalog yet, so a file that turns out malformed half-way fails the job with nothing
-   half-written. Run again after a crash, it resumes after the last stored row.
+   batches (each streamed to the database as it is read, and committed). Nothing reaches the catalog yet, so a file
+   that turns out malformed half-way fails the job with nothing half-written. Run again after a crash, it resumes
+   after the last stored row.
 2. `process_chunk(job_id, chunk)`: a chunk of rows (`IMPORT_CHUNK_SIZE`, or see `_sized_chunk`) in one transaction.
    The chunk first takes the library's import write lock (PostgreSQL: an advisory lock; SQLite: its first statement
    is a write, which takes the database's write lock), so two imports of overlapping files never both create an
    item. Only rows still pending are handled, so a chunk that runs twice changes nothing the second time. Each says
-   which chunk runs next.
+   which chunk runs next. On PostgreSQL, once a chunk's new items are written, a thread reads and converts the next
+   chunk's rows while the database stores the rest of the chunk (`_read_ahead`; the next chunk takes them only if
+   its pending rows are still exactly those), and planner statistics are taken on a thread of their own.
 
 `sweep()` (maintenance queue) re-enqueues the step of any unfinished job that has shown no sign of life for
 `IMPORT_STALE_SECONDS`: a worker killed mid-chunk, or a Redis that restarted empty, delays a job; it does not lose
@@ -28,7 +31,9 @@ import json
 import logging
 import re
 import secrets
-from collections.abc import Iterable, Iterator
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -37,7 +42,7 @@ from typing import IO, Any
 
 from flask import current_app
 from sqlalchemy import delete, func, select, text, update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from collectz.extensions import db
 from collectz.importers import Record, SourceError
@@ -47,7 +52,7 @@ from collectz.providers.http import ProviderError
 from collectz.security.permissions import require_writer
 from collectz.services import audit
 from collectz.services.activity import safe_cell
-from collectz.services.bulk_rows import insert_rows, refresh_statistics, update_rows
+from collectz.services.bulk_rows import insert_stream, refresh_statistics, update_rows
 from collectz.services.errors import Conflict, Forbidden, InvalidInput, NotFound
 from collectz.services.import_writer import BatchContext, Incoming, Outcome, RowError, convert, write_batch
 from collectz.services.integrations import IntegrationProblem
@@ -376,31 +381,37 @@ def stage(job_id: int) -> int | None:
     db.session.commit()
     size: int = job.options.get("chunk_size") or 0  # 0: chosen from the first rows (stored with them)
     done = db.session.scalar(select(func.max(ImportRow.row_number)).where(ImportRow.job_id == job.id)) or 0
-    batch: list[dict[str, Any]] = []
-    number = 0
+    number = done  # the last row read (rows up to `done` were stored by an earlier run)
 
-    def flush() -> None:
-        nonlocal size
-        if batch:
-            if not size:
-                size = _sized_chunk([row["raw"] for row in batch])
-                db.session.execute(update(SyncJob).where(SyncJob.id == job_id).values(
-                    options={**job.options, "chunk_size": size}))
-            for row in batch:
-                row["chunk"] = (row["row_number"] - 1) // size
-            insert_rows(ImportRow.__table__, batch, on_conflict_do_nothing=("job_id", "row_number"))
-            batch.clear()
-        db.session.execute(update(SyncJob).where(SyncJob.id == job_id).values(heartbeat_at=utcnow()))
-        db.session.commit()
+    def pending(source: Iterator[tuple[int, Record]]) -> Iterator[dict[str, Any]]:
+        nonlocal number
+        for number, record in source:
+            yield {"job_id": job_id, "row_number": number, "chunk": (number - 1) // size, "outcome": "pending",
+                   "raw": record}
 
     try:
-        for number, record in enumerate(source_records(job), start=1):
-            if number <= done:
-                continue
-            batch.append({"job_id": job_id, "row_number": number, "outcome": "pending", "raw": record})
-            if len(batch) >= STAGE_BATCH:
-                flush()
-        flush()
+        source = ((n, record) for n, record in enumerate(source_records(job), start=1) if n > done)
+        if not size:
+            first = list(itertools.islice(source, STAGE_BATCH))
+            if first:  # stored with them
+                size = _sized_chunk([record for _n, record in first])
+                db.session.execute(update(SyncJob).where(SyncJob.id == job_id).values(
+                    options={**job.options, "chunk_size": size}))
+            source = itertools.chain(first, source)
+        while True:  # a batch at a time, each committed: a run after a crash resumes after the last one
+            before = number
+            # Streamed: the database stores a batch's first rows while the parser reads the rest.
+            insert_stream(ImportRow.__table__, pending(itertools.islice(source, STAGE_BATCH)))
+            db.session.execute(update(SyncJob).where(SyncJob.id == job_id).values(heartbeat_at=utcnow()))
+            db.session.commit()
+            if number == before:
+                break
+    except IntegrityError:
+        # Another run of this step (the sweeper revived a job whose first stage was only slow) stored some of the
+        # same rows first: it is alive and stages the rest. This run leaves the job to it.
+        db.session.rollback()
+        log.info("import stage left to another run", extra={"fields": {"job_id": job_id}})
+        return None
     except SourceError as exc:
         db.session.rollback()
         staged = _job(job_id)
@@ -434,7 +445,7 @@ def stage(job_id: int) -> int | None:
     if job.options.get("upload"):
         _upload_path(job).unlink(missing_ok=True)
         _upload_path(job).with_suffix(".json").unlink(missing_ok=True)
-    _refresh_statistics(job_id)
+    _refresh_statistics(job_id, wait=True)  # the chunks read the staged rows by their index
     return _next_chunk(job)
 
 
@@ -468,9 +479,9 @@ def _lock_for_writes(job_id: int, library_id: int) -> None:
         db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_BASE + library_id})
 
 
-def _context(job: SyncJob, library_id: int) -> BatchContext:
+def _context(job: SyncJob, library_id: int, while_writing: Callable[[], None] | None = None) -> BatchContext:
     return BatchContext(library_id=library_id, source=SOURCES.get(job.kind), added_by=job.created_by,
-                        import_source=job.kind, match_is_skip=job.kind == "barcode")
+                        import_source=job.kind, match_is_skip=job.kind == "barcode", while_writing=while_writing)
 
 
 @dataclass
@@ -517,30 +528,30 @@ def process_chunk(job_id: int, chunk: int) -> ChunkDone:
         db.session.commit()
         return ChunkDone(None)
     size = _rows_per_chunk(job)
-    # (id, raw) rows, not ORM objects: a chunk reads them once and writes their outcomes with one statement.
-    rows = list(db.session.execute(select(ImportRow.id, ImportRow.raw).where(
-        ImportRow.job_id == job_id, ImportRow.row_number.between(chunk * size + 1, (chunk + 1) * size),
-        ImportRow.outcome == "pending").order_by(ImportRow.row_number)))
-    if rows:
-        ids = [row.id for row in rows]
-        items = _converted(job, rows)
-        # The records go once converted (the largest part of a chunk's memory); write_batch only reads its items,
-        # so a retry row by row writes the same ones again.
-        del rows
+    ids, items = _chunk_items(job, chunk, size)
+    if ids:
+        started: list[bool] = []
+
+        def read_next() -> None:  # on a thread of its own, while the database writes this chunk's rows
+            if not started and (chunk + 1) * size < (job.total or 0) and _reads_ahead():
+                started.append(True)
+                _read_ahead(job, chunk + 1, size)
+
         try:
             with db.session.begin_nested():
-                outcomes = write_batch(_context(job, library_id), items)
+                outcomes = write_batch(_context(job, library_id, while_writing=read_next), items)
         except Exception as exc:  # one bad row must not sink its chunk: find it row by row
             log.warning("import chunk failed as a whole, retrying row by row",
                         extra={"fields": {"job_id": job_id, "chunk": chunk, "error": repr(exc)[:300]}})
             outcomes = _write_rows_one_by_one(job, library_id, items)
+        read_next()  # a chunk that created nothing: while it records its outcomes
         _record(job, ids, outcomes)
     next_chunk = _next_chunk(job, after=chunk * size)
     if next_chunk is None:
         _finish(job, "succeeded")
     db.session.commit()
     done = ChunkDone(next_chunk, succeeded_here=job.status == "succeeded")  # _finish ran here: it was running
-    _refresh_statistics(job_id)
+    _refresh_statistics(job_id, wait=next_chunk is None)
     return done
 
 
@@ -549,23 +560,144 @@ _LOOKUP_TABLES = (Media.__table__, MediaSource.__table__, MediaPerson.__table__,
                   ImportRow.__table__)
 
 
-def _refresh_statistics(job_id: int) -> None:
+def _refresh_statistics(job_id: int, *, wait: bool = False) -> None:
     """After a step has committed: fresh planner statistics for the tables the import has grown (see
-    bulk_rows.refresh_statistics). A failure here costs speed, never rows: the step's work is already committed."""
+    bulk_rows.refresh_statistics), taken on a thread with a connection of its own, so that the database analyses on
+    one core while the next chunk runs on the other (the next chunk's lookups may still be planned with the
+    statistics of one chunk before: they are taken each time a table doubles, and its lookups probe an index per
+    key whatever they say). One at a time: the next refresh waits for this one. `wait`: until it is done (a job's
+    last step leaves its tables analysed). A failure costs speed, never rows: the step's work is already committed."""
+    global _statistics
+    if db.session.get_bind().dialect.name != "postgresql":
+        return
+    wait_for_statistics()
+    engine = db.engine
+    _statistics = threading.Thread(name=f"import-{job_id}-statistics", daemon=True,
+                                   target=lambda: _take_statistics(engine, job_id))
+    _statistics.start()
+    if wait:
+        wait_for_statistics()
+
+
+_statistics: threading.Thread | None = None
+
+
+def wait_for_statistics() -> None:
+    """Until the statistics a step started taking are taken (the next refresh, a job's last step, tests)."""
+    global _statistics
+    running, _statistics = _statistics, None
+    if running is not None:
+        running.join()
+
+
+def _take_statistics(engine: Any, job_id: int) -> None:
     try:
-        analysed = refresh_statistics(_LOOKUP_TABLES)
-        db.session.commit()
+        with engine.connect() as connection:
+            analysed = refresh_statistics(_LOOKUP_TABLES, connection=connection)
+            connection.commit()
     except SQLAlchemyError as exc:
-        db.session.rollback()
         log.warning("could not refresh table statistics", extra={"fields": {"job_id": job_id, "error": repr(exc)}})
         return
     if analysed:
         log.info("table statistics refreshed", extra={"fields": {"job_id": job_id, "tables": analysed}})
 
 
-def _converted(job: SyncJob, rows: list[Any]) -> list[Incoming | RowError]:
+def _pending(job_id: int, chunk: int, size: int, *columns: Any) -> Any:
+    return select(ImportRow.id, *columns).where(
+        ImportRow.job_id == job_id, ImportRow.row_number.between(chunk * size + 1, (chunk + 1) * size),
+        ImportRow.outcome == "pending").order_by(ImportRow.row_number)
+
+
+def _chunk_items(job: SyncJob, chunk: int, size: int) -> tuple[list[int], list[Incoming | RowError]]:
+    """The ids of the chunk's pending rows and their records, validated: read ahead (while the chunk before wrote)
+    when nothing has changed since, else read now."""
+    ahead = _take_ahead(job.id, chunk)
+    if ahead is not None and ahead.items is not None:
+        now = [tuple(row) for row in db.session.execute(_pending(job.id, chunk, size, ImportRow.updated_at))]
+        if now == ahead.rows:  # the same pending rows, none of them changed (a fix of a failed row changes it)
+            return [row_id for row_id, _at in now], ahead.items
+    # (id, raw) rows, not ORM objects: a chunk reads them once and writes their outcomes with one statement.
+    rows = list(db.session.execute(_pending(job.id, chunk, size, ImportRow.raw)))
+    # The records go once converted (the largest part of a chunk's memory); write_batch only reads its items, so a
+    # retry row by row writes the same ones again.
+    return [row.id for row in rows], _converted(_default_type(job), rows)
+
+
+@dataclass
+class _Ahead:
+    """A chunk's pending rows read and converted by a thread of their own while the chunk before them writes: the
+    database works on one chunk's rows while this process works on the next one's (each would otherwise wait for
+    the other). One per process at most."""
+
+    job_id: int
+    chunk: int
+    thread: threading.Thread
+    rows: list[tuple[int, Any]] | None = None  # (id, updated_at) of the rows it read
+    items: list[Incoming | RowError] | None = None
+
+
+_ahead: _Ahead | None = None
+# Rows read ahead between two chances for the chunk's own thread to run: Python lets one thread run at a time, and
+# a thread that waited for the database would otherwise wait up to the interpreter's switch interval (5 ms) more
+# each time, dozens of times per chunk.
+_AHEAD_STEP = 32
+_ahead_lock = threading.Lock()
+
+
+def _reads_ahead() -> bool:
+    """PostgreSQL only. SQLite's work runs in this process, in steps so short (a statement per row) that the two
+    threads handed the interpreter back and forth all the time: reading ahead made its imports slower (measured)."""
+    return db.session.get_bind().dialect.name == "postgresql"
+
+
+def _read_ahead(job: SyncJob, chunk: int, size: int) -> None:
+    """Start reading and converting `chunk` on a thread, with a connection of its own (it reads only rows that no
+    chunk has written yet); process_chunk takes the result if its rows are still the same when it runs."""
+    global _ahead
+    _take_ahead(-1, -1)  # one at a time: an unclaimed one (another job ran meanwhile) is dropped
+    engine, default_type = db.engine, _default_type(job)
+    ahead = _Ahead(job.id, chunk, threading.Thread(name=f"import-{job.id}-ahead-{chunk}", daemon=True,
+                                                   target=lambda: _read_chunk(ahead, engine, size, default_type)))
+    with _ahead_lock:
+        _ahead = ahead
+    ahead.thread.start()
+
+
+def _read_chunk(ahead: _Ahead, engine: Any, size: int, default_type: str) -> None:
+    try:
+        rows: list[Any] = []
+        items: list[Incoming | RowError] = []
+        with engine.connect() as connection:
+            result = connection.execute(_pending(ahead.job_id, ahead.chunk, size, ImportRow.updated_at,
+                                                 ImportRow.raw))
+            for part in result.partitions(_AHEAD_STEP):
+                rows += [(row.id, row.updated_at) for row in part]
+                items += _converted(default_type, part)
+                time.sleep(0)  # hand the interpreter back to the chunk's thread if it waits for it
+        ahead.rows, ahead.items = rows, items
+    except Exception as exc:  # the chunk reads its rows itself when it runs
+        ahead.items = None
+        log.warning("could not read an import chunk ahead", extra={"fields": {
+            "job_id": ahead.job_id, "chunk": ahead.chunk, "error": repr(exc)[:300]}})
+
+
+def _take_ahead(job_id: int, chunk: int) -> _Ahead | None:
+    """The rows read ahead for this chunk, once they are ready (None when there are none); any other is dropped."""
+    global _ahead
+    with _ahead_lock:
+        ahead, _ahead = _ahead, None
+    if ahead is None:
+        return None
+    ahead.thread.join()
+    return ahead if (ahead.job_id, ahead.chunk) == (job_id, chunk) else None
+
+
+def _default_type(job: SyncJob) -> str:
+    return job.options.get("default_type") or "other"
+
+
+def _converted(default_type: str, rows: list[Any]) -> list[Incoming | RowError]:
     """Each (id, raw) row's record, validated."""
-    default_type = job.options.get("default_type") or "other"
     items: list[Incoming | RowError] = []
     for row in rows:
         try:

@@ -1,0 +1,186 @@
+"""How an import keeps this process and the database busy at the same time: a chunk's next chunk is read and
+converted on a thread while the chunk writes (and is read again when its rows changed meanwhile), planner statistics
+are taken on a thread of their own, and the stage streams its rows while it parses (a run that meets rows another
+run stored leaves the job to that run)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import event, func, select, text, update
+
+from collectz.extensions import db
+from collectz.models import ImportRow, Media, SyncJob, User
+from collectz.services import imports
+from tests.conftest import Actors
+from tests.imports_helpers import rows, staged_job
+from tests.test_imports_lookups import wait_for_counted_changes
+
+BOB = "bob@example.org"
+
+
+def user(email: str) -> User:
+    return db.session.scalar(select(User).where(User.email == email))
+
+
+@contextmanager
+def _statements() -> Iterator[list[tuple[str, str]]]:
+    """(thread name, SQL) of each statement sent through SQLAlchemy meanwhile, from any thread."""
+    seen: list[tuple[str, str]] = []
+
+    def listener(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append((threading.current_thread().name, statement))
+
+    event.listen(db.engine, "before_cursor_execute", listener)
+    try:
+        yield seen
+    finally:
+        imports.wait_for_statistics()
+        event.remove(db.engine, "before_cursor_execute", listener)
+
+
+def _reads_of_records(seen: list[tuple[str, str]]) -> list[str]:
+    """The threads that read staged records (the raw column) in the statements seen."""
+    return [thread for thread, sql in seen if "import_rows.raw" in sql and sql.lstrip().startswith("SELECT")]
+
+
+def _records(count: int, prefix: str) -> list[dict[str, Any]]:
+    return [{"source_id": f"{prefix}{n}", "media_type": "book", "title": f"{prefix} {n}"} for n in range(count)]
+
+
+def _titles(job_id: int) -> list[str]:
+    return list(db.session.scalars(select(Media.title).join(ImportRow, ImportRow.media_id == Media.id).where(
+        ImportRow.job_id == job_id).order_by(ImportRow.row_number)))
+
+
+def postgres_only() -> None:
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite's chunks read their own rows (see imports._reads_ahead)")
+
+
+def test_the_next_chunk_is_read_and_converted_ahead_while_a_chunk_writes(ctx: Flask, actors: Actors) -> None:
+    job_id = staged_job(BOB, _records(150, "Ahead"), chunk_size=50)
+    here = threading.current_thread().name
+    with _statements() as first:
+        assert imports.process_chunk(job_id, 0).next_chunk == 1
+    with _statements() as second:
+        assert imports.process_chunk(job_id, 1).next_chunk == 2
+    with _statements() as last:
+        assert imports.process_chunk(job_id, 2).next_chunk is None
+    if db.engine.dialect.name == "postgresql":
+        assert _reads_of_records(first) == [here, f"import-{job_id}-ahead-1"]
+        assert _reads_of_records(second) == [f"import-{job_id}-ahead-2"]  # its own rows were read ahead
+        assert _reads_of_records(last) == []  # read ahead too; and no chunk after it to read
+    else:
+        assert _reads_of_records(first + second + last) == [here] * 3
+    job = db.session.get(SyncJob, job_id)
+    assert (job.status, job.processed, job.created) == ("succeeded", 150, 150)
+    assert _titles(job_id) == [f"Ahead {n}" for n in range(150)]
+
+
+def test_rows_that_changed_after_they_were_read_ahead_are_read_again(ctx: Flask, actors: Actors) -> None:
+    """A row fixed (its record changed) or handled elsewhere (no longer pending) after the read-ahead: the chunk
+    reads its rows itself, and imports what they say now."""
+    postgres_only()
+    job_id = staged_job(BOB, _records(20, "Changed"), chunk_size=10)
+    assert imports.process_chunk(job_id, 0).next_chunk == 1
+    assert imports._ahead is not None and imports._ahead.chunk == 1
+    imports._ahead.thread.join()  # it has read row 11 as it was
+    row_11, row_12 = rows(job_id)[10:12]
+    row_11.raw = {"source_id": "Changed 10", "media_type": "book", "title": "Fixed title"}
+    db.session.commit()
+    with _statements() as seen:
+        assert imports.process_chunk(job_id, 1).next_chunk is None
+    assert _reads_of_records(seen) == [threading.current_thread().name]
+    assert _titles(job_id)[10] == "Fixed title"
+
+    job_id = staged_job(BOB, _records(20, "Elsewhere"), chunk_size=10)
+    assert imports.process_chunk(job_id, 0).next_chunk == 1
+    imports._ahead.thread.join()
+    row_12 = rows(job_id)[11]
+    db.session.execute(update(ImportRow).where(ImportRow.id == row_12.id).values(
+        outcome="skipped", message="handled by another run"))
+    db.session.commit()
+    assert imports.process_chunk(job_id, 1).next_chunk is None
+    job = db.session.get(SyncJob, job_id)
+    assert (job.processed, job.created) == (19, 19)  # the skipped row was not handled again
+    assert db.session.get(ImportRow, row_12.id).message == "handled by another run"
+
+
+def test_rows_read_ahead_for_a_job_are_dropped_when_another_job_runs_first(ctx: Flask, actors: Actors) -> None:
+    postgres_only()
+    first = staged_job(BOB, _records(20, "First"), chunk_size=10)
+    other = staged_job(BOB, _records(5, "Other"), chunk_size=10)
+    assert imports.process_chunk(first, 0).next_chunk == 1
+    assert imports.process_chunk(other, 0).next_chunk is None
+    with _statements() as seen:
+        assert imports.process_chunk(first, 1).next_chunk is None
+    assert _reads_of_records(seen) == [threading.current_thread().name]
+    assert _titles(first) == [f"First {n}" for n in range(20)] and _titles(other) == [f"Other {n}" for n in range(5)]
+
+
+def test_statistics_are_taken_on_a_thread_of_their_own(ctx: Flask, actors: Actors) -> None:
+    postgres_only()  # the planner's statistics: SQLite's import lookups use none
+    db.session.execute(text("ANALYZE import_rows"))  # earlier tests' changes are not this test's
+    db.session.commit()
+    job_id = staged_job(BOB, _records(2400, "Stats"), chunk_size=1200)
+    wait_for_counted_changes("import_rows", 2400)
+    with _statements() as seen:
+        assert imports.process_chunk(job_id, 0).next_chunk == 1
+    analysed = [(thread, sql) for thread, sql in seen if sql.startswith("ANALYZE")]
+    assert analysed == [(f"import-{job_id}-statistics", 'ANALYZE import_rows')]
+
+
+def _csv(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "rows.csv"
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+def test_a_stage_that_meets_rows_another_run_stored_leaves_the_job_to_that_run(
+        ctx: Flask, actors: Actors, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The sweeper revived a job whose first stage was only slow: the other run stored rows this run was about to
+    store. This run stops without failing the job; a later run resumes after the rows stored, and the job ends with
+    every row once."""
+    path = _csv(tmp_path, "Title\n" + "".join(f"Staged {n}\n" for n in range(2500)))
+    upload = imports.save_upload_from_path(user(BOB), "csv", path)
+    job, _new = imports.start_import(user(BOB), upload, {"mapping": {"title": "Title"}})
+    job_id = job.id
+    stored_by_other: list[int] = []
+
+    def other_run_stores_rows(_session: Any) -> None:
+        if stored_by_other:
+            return
+        with db.engine.connect() as other:
+            staged = other.execute(select(func.count()).where(ImportRow.job_id == job_id)).scalar()
+            if staged != imports.STAGE_BATCH:
+                return
+            stored_by_other.append(staged)
+            other.execute(ImportRow.__table__.insert(), [
+                {"job_id": job_id, "row_number": n, "chunk": 0, "outcome": "pending",
+                 "raw": {"title": f"Staged {n - 1}", "line": n + 1, "source_id": f"other-{n}"}}
+                for n in range(imports.STAGE_BATCH + 1, imports.STAGE_BATCH + 11)])
+            other.commit()
+
+    event.listen(db.session, "after_commit", other_run_stores_rows)
+    try:
+        with caplog.at_level(logging.INFO, logger="collectz.imports"):
+            assert imports.stage(job_id) is None
+    finally:
+        event.remove(db.session, "after_commit", other_run_stores_rows)
+    assert stored_by_other and "import stage left to another run" in caplog.text
+    job = db.session.get(SyncJob, job_id, populate_existing=True)
+    assert (job.status, job.error, job.staged_at) == ("running", None, None)
+    assert db.session.scalar(select(func.max(ImportRow.row_number)).where(ImportRow.job_id == job_id)) == 1010
+    job = imports.run_inline(job_id)  # as the sweeper's next run of the stage, then the chunks
+    assert (job.status, job.total, job.created, job.failed) == ("succeeded", 2500, 2500, 0)
+    numbers = db.session.scalars(select(ImportRow.row_number).where(ImportRow.job_id == job_id)).all()
+    assert sorted(numbers) == list(range(1, 2501))
+    assert db.session.execute(text("SELECT count(*) FROM media")).scalar() == 2500
