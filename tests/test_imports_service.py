@@ -422,14 +422,14 @@ def test_a_file_of_short_rows_is_imported_in_larger_chunks(ctx: Flask, actors: A
     assert imports.stage(job.id) == 0
     db.session.expire_all()
     job = db.session.get(SyncJob, job.id)
-    assert job.options["chunk_size"] == imports.LARGEST_CHUNK_ROWS  # ~100-byte rows: far below 768 KiB a chunk
+    assert job.options["chunk_size"] == imports.LARGEST_CHUNK_ROWS  # ~100-byte rows: far below 1.5 MiB a chunk
     assert _chunks(job.id) == {0: 1500}
     assert imports.process_chunk(job.id, 0).next_chunk is None  # one chunk, one transaction
     assert (job.status, job.processed, job.created) == ("succeeded", 1500, 1500)
 
 
 def test_a_file_of_long_rows_keeps_chunks_of_a_thousand(ctx: Flask, actors: Actors, tmp_path: Path) -> None:
-    notes = "A long note. " * 80  # about 1 KB a row: 768 rows would make 768 KiB, fewer than the 1,000 at least
+    notes = "A long note. " * 160  # about 2 KB a row: 768 rows would make 1.5 MiB, fewer than the 1,000 at least
     path = _csv(tmp_path, "Title,Notes\n" + "".join(f"Long {i},{notes}\n" for i in range(1200)))
     job = imports.run_inline(_start_csv(path).id)
     assert (job.status, job.created, job.options["chunk_size"]) == ("succeeded", 1200, imports.DEFAULT_CHUNK_ROWS)
@@ -444,11 +444,13 @@ def test_a_set_chunk_size_is_kept_whatever_the_rows(ctx: Flask, actors: Actors, 
     assert _chunks(job.id) == {0: 4, 1: 4, 2: 2}
 
 
-@pytest.mark.parametrize(("record_bytes", "rows"), [(100, 5000), (300, 2621), (786, 1000), (5000, 1000)])
-def test_rows_per_chunk_follow_the_size_of_the_rows(ctx: Flask, record_bytes: int, rows: int) -> None:
+@pytest.mark.parametrize(("kind", "record_bytes", "rows"), [
+    ("csv", 100, 5000), ("csv", 300, 5000), ("csv", 786, 2001), ("csv", 5000, 1000),
+    ("delicious", 300, 2621), ("delicious", 786, 1000)])  # a Delicious export's chunks hold half as many bytes
+def test_rows_per_chunk_follow_the_size_of_the_rows(ctx: Flask, kind: str, record_bytes: int, rows: int) -> None:
     padding = record_bytes - len(json.dumps({"title": ""}))
     records = [{"title": "x" * padding}] * 50
-    assert imports._sized_chunk(records) == rows
+    assert imports._sized_chunk(records, kind) == rows
 
 
 def test_a_stage_that_another_run_finished_meanwhile_leaves_the_job_to_its_chunks(ctx: Flask, actors: Actors,
