@@ -184,3 +184,28 @@ def test_a_stage_that_meets_rows_another_run_stored_leaves_the_job_to_that_run(
     numbers = db.session.scalars(select(ImportRow.row_number).where(ImportRow.job_id == job_id)).all()
     assert sorted(numbers) == list(range(1, 2501))
     assert db.session.execute(text("SELECT count(*) FROM media")).scalar() == 2500
+
+
+def test_a_chunk_does_not_wait_for_ever_for_rows_read_ahead(ctx: Flask, actors: Actors, monkeypatch: pytest.MonkeyPatch,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    """A read-ahead stuck on its connection: the chunk waits a bounded time, then reads its rows itself."""
+    postgres_only()
+    monkeypatch.setattr(imports, "_AHEAD_WAIT", 0.2)
+    release = threading.Event()
+
+    def stall_the_read_ahead(*_args: Any) -> None:
+        if "-ahead-" in threading.current_thread().name:
+            release.wait(10)
+
+    job_id = staged_job(BOB, _records(20, "Stuck"), chunk_size=10)
+    event.listen(db.engine, "before_cursor_execute", stall_the_read_ahead)
+    try:
+        assert imports.process_chunk(job_id, 0).next_chunk == 1
+        with _statements() as seen, caplog.at_level(logging.WARNING, logger="collectz.imports"):
+            assert imports.process_chunk(job_id, 1).next_chunk is None
+    finally:
+        release.set()
+        event.remove(db.engine, "before_cursor_execute", stall_the_read_ahead)
+    assert "did not finish in time" in caplog.text
+    assert _reads_of_records(seen) == [threading.current_thread().name]
+    assert _titles(job_id) == [f"Stuck {n}" for n in range(20)]

@@ -646,6 +646,7 @@ _ahead: _Ahead | None = None
 # a thread that waited for the database would otherwise wait up to the interpreter's switch interval (5 ms) more
 # each time, dozens of times per chunk.
 _AHEAD_STEP = 32
+_AHEAD_WAIT = 60  # seconds a chunk waits for its rows read ahead (a read of a few thousand rows takes milliseconds)
 _ahead_lock = threading.Lock()
 
 
@@ -693,7 +694,11 @@ def _take_ahead(job_id: int, chunk: int) -> _Ahead | None:
         ahead, _ahead = _ahead, None
     if ahead is None:
         return None
-    ahead.thread.join()
+    ahead.thread.join(_AHEAD_WAIT)
+    if ahead.thread.is_alive():  # stuck on its connection: the chunk reads its rows itself (the thread's are dropped)
+        log.warning("an import chunk read ahead did not finish in time", extra={"fields": {
+            "job_id": ahead.job_id, "chunk": ahead.chunk}})
+        return None
     return ahead if (ahead.job_id, ahead.chunk) == (job_id, chunk) else None
 
 
