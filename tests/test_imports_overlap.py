@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -209,3 +210,50 @@ def test_a_chunk_does_not_wait_for_ever_for_rows_read_ahead(ctx: Flask, actors: 
     assert "did not finish in time" in caplog.text
     assert _reads_of_records(seen) == [threading.current_thread().name]
     assert _titles(job_id) == [f"Stuck {n}" for n in range(20)]
+
+
+def test_rows_read_ahead_that_no_chunk_takes_are_let_go(ctx: Flask, actors: Actors,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another worker ran the next chunk, or the job was cancelled: an idle worker does not keep the records."""
+    postgres_only()
+    monkeypatch.setattr(imports, "_AHEAD_KEEP", 0.3)
+    job_id = staged_job(BOB, _records(20, "Idle"), chunk_size=10)
+    assert imports.process_chunk(job_id, 0).next_chunk == 1
+    assert imports._ahead is not None
+    deadline = time.monotonic() + 10
+    while imports._ahead is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert imports._ahead is None
+    assert imports.process_chunk(job_id, 1).next_chunk is None  # it reads its rows itself
+    assert _titles(job_id) == [f"Idle {n}" for n in range(20)]
+
+
+@pytest.mark.parametrize(("step_seconds", "steps"), [(60.0, 1), (0.0, 3)])
+def test_a_chunk_step_goes_on_with_its_jobs_next_chunks_for_a_few_seconds(app: Flask, actors: Actors,
+                                                                          monkeypatch: pytest.MonkeyPatch,
+                                                                          step_seconds: float, steps: int) -> None:
+    """One rq step runs the job's chunks one after another (the rows read ahead are used in the same process) until
+    its time is up, then queues the next chunk."""
+    from rq.registry import FinishedJobRegistry
+
+    from collectz import jobs
+    from collectz.jobs import imports as import_jobs
+    from collectz.jobs.runner import build_worker
+    from collectz.queue import get_queue
+
+    monkeypatch.setattr(import_jobs, "STEP_SECONDS", step_seconds)
+    with app.app_context():
+        job_id = staged_job(BOB, _records(30, "Stepped"), chunk_size=10)
+        db.session.remove()
+    jobs.set_app(app)
+    with app.app_context():
+        assert import_jobs.enqueue_chunk(job_id, 0)
+    build_worker(app).work(burst=True)
+    with app.app_context():
+        queue = get_queue("imports")
+        ran = sorted(FinishedJobRegistry(queue=queue).get_job_ids())
+        job = db.session.get(SyncJob, job_id)
+        assert (job.status, job.created) == ("succeeded", 30)
+        assert _titles(job_id) == [f"Stepped {n}" for n in range(30)]
+        db.session.remove()
+    assert ran == sorted(import_jobs.step_id(job_id, "chunk", n) for n in range(steps))

@@ -4,6 +4,7 @@ step enqueued. The steps themselves are in collectz.services.imports."""
 from __future__ import annotations
 
 import logging
+import time
 
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
@@ -14,6 +15,7 @@ from collectz.jobs import app_context
 log = logging.getLogger("collectz.jobs")
 
 JOB_TIMEOUT = 3600  # a stage of a very large file; a chunk takes seconds
+STEP_SECONDS = 5.0  # how long one chunk step goes on with its job's next chunks
 RESULT_TTL = 3600
 
 
@@ -53,10 +55,16 @@ def run_stage(job_id: int) -> int | None:
 
 
 def run_chunk(job_id: int, chunk: int) -> int | None:
+    """Run the job's chunks one after another for up to STEP_SECONDS, then hand the next one to the queue: a chunk
+    uses the rows its predecessor read ahead in this process (services.imports._read_ahead), and other jobs still get
+    a turn every few seconds."""
     with app_context():
         from collectz.services import imports
 
+        until = time.monotonic() + STEP_SECONDS
         done = imports.process_chunk(job_id, chunk)
+        while done.next_chunk is not None and time.monotonic() < until:
+            done = imports.process_chunk(job_id, done.next_chunk)
         if done.next_chunk is not None:
             enqueue_chunk(job_id, done.next_chunk)
         elif done.succeeded_here:  # once per job, even when a revived job runs two chains of steps

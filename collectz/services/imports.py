@@ -639,6 +639,7 @@ class _Ahead:
     thread: threading.Thread
     rows: list[tuple[int, Any]] | None = None  # (id, updated_at) of the rows it read
     items: list[Incoming | RowError] | None = None
+    forget: threading.Timer | None = None  # lets go of them if no chunk takes them
 
 
 _ahead: _Ahead | None = None
@@ -647,6 +648,7 @@ _ahead: _Ahead | None = None
 # each time, dozens of times per chunk.
 _AHEAD_STEP = 32
 _AHEAD_WAIT = 60  # seconds a chunk waits for its rows read ahead (a read of a few thousand rows takes milliseconds)
+_AHEAD_KEEP = 120  # seconds rows read ahead are kept for their chunk (which normally runs at once, in the same step)
 _ahead_lock = threading.Lock()
 
 
@@ -667,6 +669,18 @@ def _read_ahead(job: SyncJob, chunk: int, size: int) -> None:
     with _ahead_lock:
         _ahead = ahead
     ahead.thread.start()
+    ahead.forget = threading.Timer(_AHEAD_KEEP, _forget_ahead, args=(ahead,))
+    ahead.forget.daemon = True
+    ahead.forget.start()
+
+
+def _forget_ahead(ahead: _Ahead) -> None:
+    """Let go of rows read ahead that no chunk of this process took (another worker ran the chunk, or the job was
+    cancelled): an idle worker does not hold a chunk's records."""
+    global _ahead
+    with _ahead_lock:
+        if _ahead is ahead:
+            _ahead = None
 
 
 def _read_chunk(ahead: _Ahead, engine: Any, size: int, default_type: str) -> None:
@@ -694,6 +708,8 @@ def _take_ahead(job_id: int, chunk: int) -> _Ahead | None:
         ahead, _ahead = _ahead, None
     if ahead is None:
         return None
+    if ahead.forget is not None:
+        ahead.forget.cancel()
     ahead.thread.join(_AHEAD_WAIT)
     if ahead.thread.is_alive():  # stuck on its connection: the chunk reads its rows itself (the thread's are dropped)
         log.warning("an import chunk read ahead did not finish in time", extra={"fields": {
