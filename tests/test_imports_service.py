@@ -618,3 +618,13 @@ def test_with_redis_down_the_sweeper_enqueues_nothing_and_says_so(make_app: Any,
         assert import_jobs.sweep_imports() == 0
         assert db.session.get(SyncJob, job.id).status == "queued"
         db.session.remove()
+
+
+def test_rows_without_an_entry_id_keep_the_content_ids_earlier_versions_gave_them() -> None:
+    """A row with no entry id is known by a hash of what it says (and which occurrence of it this is): re-importing a
+    file imported by an earlier version must map its rows back to the same items, so the hash never changes."""
+    records = [{"media_type": "movie", "title": "Fight Club", "year": "1999", "people": [["director", "David Fincher"]],
+                "formats": ["DVD"], "location": "Shelf A"}, {"title": "Fight Club"}, {"title": "Fight Club"},
+               {"title": "Named", "source_id": "mine"}]
+    assert [r["source_id"] for r in imports._with_content_ids(iter(records), "csv")] == [
+        "csv:6a540be045888af40819#1", "csv:7a6ea54dcd9554801a6f#1", "csv:7a6ea54dcd9554801a6f#2", "mine"]

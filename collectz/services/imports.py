@@ -343,6 +343,8 @@ def _plex_records(job: SyncJob) -> Iterator[Record]:
 
 _CONTENT_KEYS = ("media_type", "title", "year", "isbn", "ean", "upc", "asin", "tmdb_id", "release_date", "people",
                  "formats", "location")
+# json.dumps(..., sort_keys=True, default=str), made once: a call with options builds a new encoder every time.
+_CONTENT_ENCODER = json.JSONEncoder(sort_keys=True, default=str)
 
 
 def _with_content_ids(records: Iterator[Record], prefix: str) -> Iterator[Record]:
@@ -351,7 +353,7 @@ def _with_content_ids(records: Iterator[Record], prefix: str) -> Iterator[Record
     seen: dict[str, int] = {}
     for record in records:
         if not record.get("source_id"):
-            basis = json.dumps([record.get(k) for k in _CONTENT_KEYS], sort_keys=True, default=str)
+            basis = _CONTENT_ENCODER.encode([record.get(k) for k in _CONTENT_KEYS])
             digest = hashlib.sha1(basis.casefold().encode(), usedforsecurity=False).hexdigest()[:20]
             seen[digest] = seen.get(digest, 0) + 1
             record["source_id"] = f"{prefix}:{digest}#{seen[digest]}"
