@@ -257,3 +257,29 @@ def test_a_chunk_step_goes_on_with_its_jobs_next_chunks_for_a_few_seconds(app: F
         assert _titles(job_id) == [f"Stepped {n}" for n in range(30)]
         db.session.remove()
     assert ran == sorted(import_jobs.step_id(job_id, "chunk", n) for n in range(steps))
+
+
+def test_a_read_ahead_that_fails_leaves_the_chunk_to_read_its_rows(ctx: Flask, actors: Actors,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """The read-ahead's connection fails (the database restarted, say): it says so in the log, and the chunk reads
+    its rows itself; nothing is lost."""
+    postgres_only()
+
+    def fail_the_read_ahead(*_args: Any) -> None:
+        if "-ahead-" in threading.current_thread().name:
+            raise RuntimeError("the connection went away")
+
+    job_id = staged_job(BOB, _records(20, "Failed"), chunk_size=10)
+    event.listen(db.engine, "before_cursor_execute", fail_the_read_ahead)
+    try:
+        with caplog.at_level(logging.WARNING, logger="collectz.imports"):
+            assert imports.process_chunk(job_id, 0).next_chunk == 1
+            with _statements() as seen:
+                assert imports.process_chunk(job_id, 1).next_chunk is None
+    finally:
+        event.remove(db.engine, "before_cursor_execute", fail_the_read_ahead)
+    assert "could not read an import chunk ahead" in caplog.text
+    assert _reads_of_records(seen) == [threading.current_thread().name]
+    job = db.session.get(SyncJob, job_id)
+    assert (job.status, job.created, job.failed) == ("succeeded", 20, 0)
+    assert _titles(job_id) == [f"Failed {n}" for n in range(20)]

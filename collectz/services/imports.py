@@ -537,11 +537,12 @@ def process_chunk(job_id: int, chunk: int) -> ChunkDone:
     size = _rows_per_chunk(job)
     ids, items = _chunk_items(job, chunk, size)
     if ids:
-        started: list[bool] = []
+        next_unread = _reads_ahead() and (chunk + 1) * size < (job.total or 0)
 
         def read_next() -> None:  # on a thread of its own, while the database writes this chunk's rows
-            if not started and (chunk + 1) * size < (job.total or 0) and _reads_ahead():
-                started.append(True)
+            nonlocal next_unread
+            if next_unread:
+                next_unread = False
                 _read_ahead(job, chunk + 1, size)
 
         try:
@@ -572,18 +573,20 @@ def _refresh_statistics(job_id: int, *, wait: bool = False) -> None:
     bulk_rows.refresh_statistics), taken on a thread with a connection of its own, so that the database analyses on
     one core while the next chunk runs on the other (the next chunk's lookups may still be planned with the
     statistics of one chunk before: they are taken each time a table doubles, and its lookups probe an index per
-    key whatever they say). One at a time: the next refresh waits for this one. `wait`: until it is done (a job's
-    last step leaves its tables analysed). A failure costs speed, never rows: the step's work is already committed."""
+    key whatever they say). One at a time: the next refresh waits for this one. `wait`: taken here, before this
+    returns (a job's last step leaves its tables analysed; the stage, its staged rows for the chunks to read). A
+    failure costs speed, never rows: the step's work is already committed."""
     global _statistics
     if db.session.get_bind().dialect.name != "postgresql":
         return
     wait_for_statistics()
     engine = db.engine
+    if wait:
+        _take_statistics(engine, job_id)
+        return
     _statistics = threading.Thread(name=f"import-{job_id}-statistics", daemon=True,
                                    target=lambda: _take_statistics(engine, job_id))
     _statistics.start()
-    if wait:
-        wait_for_statistics()
 
 
 _statistics: threading.Thread | None = None
