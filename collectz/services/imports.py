@@ -33,6 +33,7 @@ import re
 import secrets
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -674,17 +675,19 @@ def _read_ahead(job: SyncJob, chunk: int, size: int) -> None:
     with _ahead_lock:
         _ahead = ahead
     ahead.thread.start()
-    ahead.forget = threading.Timer(_AHEAD_KEEP, _forget_ahead, args=(ahead,))
+    # The timer holds it weakly: `ahead` → timer → `ahead` would be a cycle, and chunks run with the cycle collector
+    # paused (_cycle_collector_paused), so each chunk's records would stay until a full pass (+15 MiB a chunk).
+    ahead.forget = threading.Timer(_AHEAD_KEEP, _forget_ahead, args=(weakref.ref(ahead),))
     ahead.forget.daemon = True
     ahead.forget.start()
 
 
-def _forget_ahead(ahead: _Ahead) -> None:
+def _forget_ahead(ahead: weakref.ref[_Ahead]) -> None:
     """Let go of rows read ahead that no chunk of this process took (another worker ran the chunk, or the job was
     cancelled): an idle worker does not hold a chunk's records."""
     global _ahead
     with _ahead_lock:
-        if _ahead is ahead:
+        if _ahead is not None and _ahead is ahead():
             _ahead = None
 
 
