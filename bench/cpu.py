@@ -8,8 +8,10 @@ cannot tell (another OS, a database on another host).
 
 from __future__ import annotations
 
+import functools
 import os
 import resource
+import time
 from pathlib import Path
 
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -94,3 +96,24 @@ class Meter:
             result[name] = round(after - start, 2) if after is not None and start is not None else None
         result["self"] = round(self_seconds() - self.own_before, 2)
         return result
+
+
+# The fixed work of calibration_seconds: dictionary updates and string formatting, as an import's conversions do.
+_CALIBRATION_STEPS = 400_000
+
+
+@functools.cache
+def calibration_seconds() -> float:
+    """Seconds this machine takes for a fixed piece of pure-Python work (the best of three runs, once per process).
+
+    Machines of one size differ (the same commit's import ran 1.4 times as fast on one as on the next), so every
+    result file records this beside its figures: two runs compare once each is divided by its machine's reading."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        counts: dict[str, int] = {}
+        for n in range(_CALIBRATION_STEPS):
+            key = f"k{n % 997}"
+            counts[key] = counts.get(key, 0) + len(key)
+        best = min(best, time.perf_counter() - started)
+    return round(best, 4)

@@ -35,6 +35,7 @@ from urllib.parse import urlencode
 from sqlalchemy import create_engine, event, select, text
 from stdnum import isbn
 
+from bench import cpu
 from bench.seed import ITEMS, analyze, seed
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,7 +83,8 @@ def report(benchmark: str, db_name: str, items: int, cases: list[dict[str, Any]]
         "git_sha": git_sha(),
         "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "load_avg_1m": round(os.getloadavg()[0], 2)},
+                    "load_avg_1m": round(os.getloadavg()[0], 2),
+                    "python_calibration_s": cpu.calibration_seconds()},
         "cases": cases,
     }
 

@@ -50,3 +50,14 @@ def test_the_postgresql_server_is_found_every_time() -> None:
     (pid,) = pids
     assert b"postgres" in open(f"/proc/{pid}/cmdline", "rb").read()
     assert cpu.postgres_pid("sqlite:///x.db") is None
+
+
+def test_the_calibration_is_the_time_of_its_fixed_work_taken_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    cpu.calibration_seconds.cache_clear()
+    monkeypatch.setattr(cpu, "_CALIBRATION_STEPS", 20_000)
+    small = cpu.calibration_seconds()
+    assert 0 < small == cpu.calibration_seconds()  # read once
+    cpu.calibration_seconds.cache_clear()
+    monkeypatch.setattr(cpu, "_CALIBRATION_STEPS", 400_000)
+    assert cpu.calibration_seconds() > small * 5  # twenty times the work
+    cpu.calibration_seconds.cache_clear()

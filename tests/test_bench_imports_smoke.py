@@ -68,7 +68,8 @@ def test_import_bench_runs_and_writes_results(backend: str, tmp_path: Path):
     for report, name in ((csv_report, "import-csv"), (del_report, "import-delicious")):
         assert {"benchmark", "db", "items", "git_sha", "when", "machine", "cases"} <= report.keys()
         assert report["benchmark"] == name and report["db"] == backend
-        assert {"cpus", "python"} <= report["machine"].keys()
+        assert {"cpus", "python", "python_calibration_s"} <= report["machine"].keys()
+        assert report["machine"]["python_calibration_s"] > 0
         for case in report["cases"]:
             assert CASE_KEYS <= case.keys(), case
             assert case["peak_rss_mib"] > 0 and case["seconds"] > 0
