@@ -104,10 +104,17 @@ _CALIBRATION_STEPS = 400_000
 
 @functools.cache
 def calibration_seconds() -> float:
-    """Seconds this machine takes for a fixed piece of pure-Python work (the best of three runs, once per process).
+    """Seconds this machine takes for a fixed piece of pure-Python work (the best of three runs), read once per
+    process: every result file records it beside its figures.
 
-    Machines of one size differ (the same commit's import ran 1.4 times as fast on one as on the next), so every
-    result file records this beside its figures: two runs compare once each is divided by its machine's reading."""
+    Machines of one size differ (the same commit's import ran 1.4 times as fast on one as on the next), and one
+    machine's speed changes from minute to minute (this reading has varied from 0.11 to 0.22 s within a few seconds
+    on one): where a case takes long, `calibrate` read just before and after it says more."""
+    return calibrate()
+
+
+def calibrate() -> float:
+    """calibration_seconds' work, done now."""
     best = float("inf")
     for _ in range(3):
         started = time.perf_counter()

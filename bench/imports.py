@@ -21,6 +21,8 @@ own, BENCH_PG_IMPORTS_DATABASE default `collectz_bench_imports`, created and dro
 CPU: `cpu_seconds` is the importing process's CPU time while it imports (on SQLite the database's work is in it);
 `db_server_cpu_seconds` the PostgreSQL server's over the child's life (bench/cpu.py). On a machine of N cores, a
 case cannot run faster than (cpu_seconds + db_server_cpu_seconds) / N, whatever the code does with its cores.
+`python_calibration_s`: the seconds of bench.cpu's fixed piece of Python work, read in the child just before and just
+after its import (their mean): machines of one size, and one machine from minute to minute, differ in speed.
 
 Writes bench/results/import-csv-<db>.json and import-delicious-<db>.json (format: ../shared/BENCH.md) and
 prints a table. Targets are reported beside the numbers; a benchmark never fails on them.
@@ -233,9 +235,11 @@ def child_main(argv: list[str]) -> int:
     app = build_app(args.database_url, args.instance)
     freeze_start_up_objects()  # as worker.py does once it has started
     startup = _memory()
+    before = cpu.calibrate()  # the machine's speed around the import (it changes from minute to minute)
     reset = _reset_peak()
     result = import_file(app, args.kind, args.path)
     during = _memory()
+    result["python_calibration_s"] = round((before + cpu.calibrate()) / 2, 4)
     result["startup_rss_mib"] = startup["VmRSS"]
     result["startup_peak_rss_mib"] = startup["VmHWM"]
     if reset:  # the peak from here on is the import's (resident start-up memory included)
@@ -309,7 +313,8 @@ def _case(name: str, result: dict[str, Any], **extra: Any) -> dict[str, Any]:
            "process_seconds": result["process_seconds"], "status": result["status"],
            "created": result["created"], "updated": result["updated"], "skipped": result["skipped"],
            "failed": result["failed"], "chunk_size": result.get("chunk_size"),
-           "cpu_seconds": result.get("cpu_seconds"), "db_server_cpu_seconds": result.get("db_server_cpu_seconds")}
+           "cpu_seconds": result.get("cpu_seconds"), "db_server_cpu_seconds": result.get("db_server_cpu_seconds"),
+           "python_calibration_s": result.get("python_calibration_s")}
     if result.get("error"):
         row["error"] = result["error"]
     row.update(extra)

@@ -72,7 +72,7 @@ def test_import_bench_runs_and_writes_results(backend: str, tmp_path: Path):
         assert report["machine"]["python_calibration_s"] > 0
         for case in report["cases"]:
             assert CASE_KEYS <= case.keys(), case
-            assert case["peak_rss_mib"] > 0 and case["seconds"] > 0
+            assert case["peak_rss_mib"] > 0 and case["seconds"] > 0 and case["python_calibration_s"] > 0
             assert case["cpu_seconds"] > 0  # where the time went: the importing process ...
             if backend == "postgresql":  # ... and the database server, on the same machine
                 assert case["db_server_cpu_seconds"] > 0, case
