@@ -668,7 +668,7 @@ def _read_ahead(job: SyncJob, chunk: int, size: int) -> None:
     """Start reading and converting `chunk` on a thread, with a connection of its own (it reads only rows that no
     chunk has written yet); process_chunk takes the result if its rows are still the same when it runs."""
     global _ahead
-    _take_ahead(-1, -1)  # one at a time: an unclaimed one (another job ran meanwhile) is dropped
+    _claim_ahead()  # one at a time: an unclaimed one (another job ran meanwhile) is dropped
     engine, default_type = db.engine, _default_type(job)
     ahead = _Ahead(job.id, chunk, threading.Thread(name=f"import-{job.id}-ahead-{chunk}", daemon=True,
                                                    target=lambda: _read_chunk(ahead, engine, size, default_type)))
@@ -709,8 +709,9 @@ def _read_chunk(ahead: _Ahead, engine: Any, size: int, default_type: str) -> Non
             "job_id": ahead.job_id, "chunk": ahead.chunk, "error": repr(exc)[:300]}})
 
 
-def _take_ahead(job_id: int, chunk: int) -> _Ahead | None:
-    """The rows read ahead for this chunk, once they are ready (None when there are none); any other is dropped."""
+def _claim_ahead() -> _Ahead | None:
+    """This process's rows read ahead, whichever chunk they are for, once they are ready (None when there are none
+    or their thread is stuck); nobody else can take them after this."""
     global _ahead
     with _ahead_lock:
         ahead, _ahead = _ahead, None
@@ -723,7 +724,13 @@ def _take_ahead(job_id: int, chunk: int) -> _Ahead | None:
         log.warning("an import chunk read ahead did not finish in time", extra={"fields": {
             "job_id": ahead.job_id, "chunk": ahead.chunk}})
         return None
-    return ahead if (ahead.job_id, ahead.chunk) == (job_id, chunk) else None
+    return ahead
+
+
+def _take_ahead(job_id: int, chunk: int) -> _Ahead | None:
+    """The rows read ahead for this chunk, once they are ready (None when there are none); any other is dropped."""
+    ahead = _claim_ahead()
+    return ahead if ahead is not None and (ahead.job_id, ahead.chunk) == (job_id, chunk) else None
 
 
 def _default_type(job: SyncJob) -> str:
