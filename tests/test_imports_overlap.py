@@ -21,7 +21,7 @@ from sqlalchemy import event, func, select, text, update
 
 from collectz.extensions import db
 from collectz.models import ImportRow, Media, SyncJob, User
-from collectz.services import imports
+from collectz.services import bulk_rows, imports
 from tests.conftest import Actors
 from tests.imports_helpers import rows, staged_job
 from tests.test_imports_lookups import wait_for_counted_changes
@@ -63,9 +63,11 @@ def _titles(job_id: int) -> list[str]:
         ImportRow.job_id == job_id).order_by(ImportRow.row_number)))
 
 
-def postgres_only() -> None:
-    if db.engine.dialect.name != "postgresql":
-        pytest.skip("PostgreSQL only: SQLite's chunks read their own rows (see imports._reads_ahead)")
+@pytest.fixture(autouse=True)
+def _small_pages(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite reads ahead while one statement moves a chunk's gathered items into the catalog, and items are gathered
+    when they fill more than a page of rows: these tests' small chunks do, with pages of 4 rows."""
+    monkeypatch.setattr(bulk_rows, "MAX_PAGE", 4)
 
 
 def test_the_next_chunk_is_read_and_converted_ahead_while_a_chunk_writes(ctx: Flask, actors: Actors) -> None:
@@ -77,12 +79,9 @@ def test_the_next_chunk_is_read_and_converted_ahead_while_a_chunk_writes(ctx: Fl
         assert imports.process_chunk(job_id, 1).next_chunk == 2
     with _statements() as last:
         assert imports.process_chunk(job_id, 2).next_chunk is None
-    if db.engine.dialect.name == "postgresql":
-        assert _reads_of_records(first) == [here, f"import-{job_id}-ahead-1"]
-        assert _reads_of_records(second) == [f"import-{job_id}-ahead-2"]  # its own rows were read ahead
-        assert _reads_of_records(last) == []  # read ahead too; and no chunk after it to read
-    else:
-        assert _reads_of_records(first + second + last) == [here] * 3
+    assert _reads_of_records(first) == [here, f"import-{job_id}-ahead-1"]
+    assert _reads_of_records(second) == [f"import-{job_id}-ahead-2"]  # its own rows were read ahead
+    assert _reads_of_records(last) == []  # read ahead too; and no chunk after it to read
     job = db.session.get(SyncJob, job_id)
     assert (job.status, job.processed, job.created) == ("succeeded", 150, 150)
     assert _titles(job_id) == [f"Ahead {n}" for n in range(150)]
@@ -91,7 +90,6 @@ def test_the_next_chunk_is_read_and_converted_ahead_while_a_chunk_writes(ctx: Fl
 def test_rows_that_changed_after_they_were_read_ahead_are_read_again(ctx: Flask, actors: Actors) -> None:
     """A row fixed (its record changed) or handled elsewhere (no longer pending) after the read-ahead: the chunk
     reads its rows itself, and imports what they say now."""
-    postgres_only()
     job_id = staged_job(BOB, _records(20, "Changed"), chunk_size=10)
     assert imports.process_chunk(job_id, 0).next_chunk == 1
     assert imports._ahead is not None and imports._ahead.chunk == 1
@@ -118,7 +116,6 @@ def test_rows_that_changed_after_they_were_read_ahead_are_read_again(ctx: Flask,
 
 
 def test_rows_read_ahead_for_a_job_are_dropped_when_another_job_runs_first(ctx: Flask, actors: Actors) -> None:
-    postgres_only()
     first = staged_job(BOB, _records(20, "First"), chunk_size=10)
     other = staged_job(BOB, _records(5, "Other"), chunk_size=10)
     assert imports.process_chunk(first, 0).next_chunk == 1
@@ -130,7 +127,8 @@ def test_rows_read_ahead_for_a_job_are_dropped_when_another_job_runs_first(ctx: 
 
 
 def test_statistics_are_taken_on_a_thread_of_their_own(ctx: Flask, actors: Actors) -> None:
-    postgres_only()  # the planner's statistics: SQLite's import lookups use none
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only: the planner's statistics (SQLite's import lookups use none)")
     db.session.execute(text("ANALYZE import_rows"))  # earlier tests' changes are not this test's
     db.session.commit()
     job_id = staged_job(BOB, _records(2400, "Stats"), chunk_size=1200)
@@ -192,7 +190,6 @@ def test_a_stage_that_meets_rows_another_run_stored_leaves_the_job_to_that_run(
 def test_a_chunk_does_not_wait_for_ever_for_rows_read_ahead(ctx: Flask, actors: Actors, monkeypatch: pytest.MonkeyPatch,
                                                            caplog: pytest.LogCaptureFixture) -> None:
     """A read-ahead stuck on its connection: the chunk waits a bounded time, then reads its rows itself."""
-    postgres_only()
     monkeypatch.setattr(imports, "_AHEAD_WAIT", 0.2)
     release = threading.Event()
 
@@ -217,7 +214,6 @@ def test_a_chunk_does_not_wait_for_ever_for_rows_read_ahead(ctx: Flask, actors: 
 def test_rows_read_ahead_that_no_chunk_takes_are_let_go(ctx: Flask, actors: Actors,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """Another worker ran the next chunk, or the job was cancelled: an idle worker does not keep the records."""
-    postgres_only()
     monkeypatch.setattr(imports, "_AHEAD_KEEP", 0.3)
     job_id = staged_job(BOB, _records(20, "Idle"), chunk_size=10)
     assert imports.process_chunk(job_id, 0).next_chunk == 1
@@ -233,7 +229,6 @@ def test_rows_read_ahead_that_no_chunk_takes_are_let_go(ctx: Flask, actors: Acto
 def test_rows_read_ahead_are_freed_when_their_chunk_ends_without_a_cycle_pass(ctx: Flask, actors: Actors) -> None:
     """Chunks run with the cycle collector paused: rows read ahead must not sit in a reference cycle (their timer
     once held them strongly, and a 100,000-row import grew by 15 MiB a chunk until a full pass)."""
-    postgres_only()
     job_id = staged_job(BOB, _records(30, "Freed"), chunk_size=10)
     assert imports.process_chunk(job_id, 0).next_chunk == 1
     assert imports._ahead is not None
@@ -284,7 +279,6 @@ def test_a_read_ahead_that_fails_leaves_the_chunk_to_read_its_rows(ctx: Flask, a
                                                                    caplog: pytest.LogCaptureFixture) -> None:
     """The read-ahead's connection fails (the database restarted, say): it says so in the log, and the chunk reads
     its rows itself; nothing is lost."""
-    postgres_only()
 
     def fail_the_read_ahead(*_args: Any) -> None:
         if "-ahead-" in threading.current_thread().name:
@@ -304,3 +298,39 @@ def test_a_read_ahead_that_fails_leaves_the_chunk_to_read_its_rows(ctx: Flask, a
     job = db.session.get(SyncJob, job_id)
     assert (job.status, job.created, job.failed) == ("succeeded", 20, 0)
     assert _titles(job_id) == [f"Failed {n}" for n in range(20)]
+
+
+def test_on_sqlite_a_chunk_waits_for_the_read_ahead_once_its_items_are_stored(ctx: Flask, actors: Actors) -> None:
+    """SQLite works in this process: the next chunk is read while SQLite moves the chunk's items into the catalog
+    (one statement, run without Python's lock), and the chunk waits for that read before its next statement."""
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite only: on PostgreSQL the read-ahead goes on while the server stores the chunk's rows")
+    job_id = staged_job(BOB, _records(20, "Waited"), chunk_size=10)
+    here = threading.current_thread().name
+    after_the_items: list[tuple[bool, bool]] = []
+
+    def watch(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        thread = threading.current_thread().name
+        if "-ahead-" in thread:
+            time.sleep(0.3)  # a slow read: the chunk's own statements would otherwise run meanwhile
+        elif thread == here and statement.startswith("DROP TABLE temp.") and imports._ahead is not None:
+            after_the_items.append((imports._ahead.thread.is_alive(), imports._ahead.items is not None))
+
+    event.listen(db.engine, "before_cursor_execute", watch)
+    try:
+        assert imports.process_chunk(job_id, 0).next_chunk == 1
+    finally:
+        event.remove(db.engine, "before_cursor_execute", watch)
+    assert after_the_items == [(False, True)]  # read, converted and ready by the end of the items' statement
+    assert imports.process_chunk(job_id, 1).next_chunk is None
+    assert _titles(job_id) == [f"Waited {n}" for n in range(20)]
+
+
+def test_an_in_memory_database_is_not_read_ahead(ctx: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where every connection is the same one (an in-memory SQLite database), a thread reading "with a connection of
+    its own" would share the chunk's transaction: chunks read their own rows."""
+    from sqlalchemy.pool import StaticPool
+
+    assert imports._reads_ahead()
+    monkeypatch.setattr(db.engine, "pool", StaticPool(lambda: None))
+    assert not imports._reads_ahead()

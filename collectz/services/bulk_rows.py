@@ -124,9 +124,11 @@ def _pages(count: int, most: int) -> list[tuple[int, int]]:
     return pages
 
 
-def insert_rows(table: Table, rows: Sequence[dict[str, Any]], *, on_conflict_do_nothing: Sequence[str] = ()) -> None:
+def insert_rows(table: Table, rows: Sequence[dict[str, Any]], *, on_conflict_do_nothing: Sequence[str] = (),
+                meanwhile: Callable[[], Callable[[], None] | None] | None = None) -> None:
     """INSERT every row (dicts with the same keys). `on_conflict_do_nothing`: the unique columns whose conflict
-    skips a row (ON CONFLICT (...) DO NOTHING, on SQLite and PostgreSQL alike)."""
+    skips a row (ON CONFLICT (...) DO NOTHING, on SQLite and PostgreSQL alike). `meanwhile`: SQLite, a table whose
+    rows are gathered (see below) and more than a page of them only; see insert_stream."""
     if not rows:
         return
     connection = db.session.connection()
@@ -169,18 +171,29 @@ def insert_rows(table: Table, rows: Sequence[dict[str, Any]], *, on_conflict_do_
         connection.exec_driver_sql(f"CREATE TABLE {target} AS SELECT {listed} FROM main.{quote(table.name)} WHERE 0")
     _in_pages(connection, f"INSERT INTO {target} ({listed}) VALUES ", tail, values)
     if gathered:
+        # One long statement, which SQLite runs without Python's lock: `meanwhile`'s thread has the interpreter.
+        done = meanwhile() if meanwhile is not None else None
         connection.exec_driver_sql(f"INSERT INTO main.{quote(table.name)} ({listed}) SELECT {listed} FROM {target}")
+        if done is not None:
+            done()
         connection.exec_driver_sql(f"DROP TABLE {target}")
 
 
-def insert_stream(table: Table, rows: Iterable[dict[str, Any]]) -> None:
+def insert_stream(table: Table, rows: Iterable[dict[str, Any]],
+                  meanwhile: Callable[[], Callable[[], None] | None] | None = None) -> None:
     """INSERT rows made one at a time (dicts with the same keys; no column is left out). PostgreSQL: COPY takes each
     row as soon as it is made, so the server writes the first rows while the caller still makes the rest (an
-    import's item rows cost the client about as much time as they cost the server). SQLite: insert_rows."""
+    import's item rows cost the client about as much time as they cost the server). SQLite: insert_rows.
+
+    `meanwhile`: called while the database stores the rows, for work the caller starts on a thread of its own.
+    PostgreSQL: once COPY has sent the last row (the server may still be writing them, and goes on with the
+    caller's next statements). SQLite: just before the one statement that moves the gathered rows into the table
+    (not called for a page of rows or fewer); what it returns, if anything, is called once that statement is done
+    (SQLite's many short statements that follow would hand Python's lock back and forth with the thread)."""
     connection = db.session.connection()
     dialect = connection.dialect
     if dialect.name != "postgresql":
-        insert_rows(table, list(rows))
+        insert_rows(table, list(rows), meanwhile=meanwhile)
         return
     stream = iter(rows)
     first = next(stream, None)
@@ -189,6 +202,8 @@ def insert_stream(table: Table, rows: Iterable[dict[str, Any]]) -> None:
     names = list(first)
     columns, processors, fixed = _columns(table, names, dialect)
     _copy(connection, table.name, columns, _values(processors, names, fixed, chain([first], stream)))
+    if meanwhile is not None:
+        meanwhile()
 
 
 def _columns(table: Table, names: list[str], dialect: Any) -> tuple[list[str], list[Callable[[Any], Any] | None],

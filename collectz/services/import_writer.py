@@ -351,9 +351,9 @@ class BatchContext:
     import_source: str
     # Barcode batches: an identifier match is "already in the catalog" (skipped), never another copy.
     match_is_skip: bool = False
-    # Called once the batch's new items are in, when what is left of the batch is mostly the database's work (their
-    # credits, genres and entries): the caller may start work of its own meanwhile.
-    while_writing: Callable[[], None] | None = None
+    # Called while the database stores the batch's new items (bulk_rows.insert_stream's `meanwhile`): the caller may
+    # start work of its own on another thread; what it returns, if anything, is called once they are stored.
+    while_writing: Callable[[], Callable[[], None] | None] | None = None
 
 
 class _Index:
@@ -621,7 +621,7 @@ def _new_ids(count: int) -> list[int]:
 
 
 def _insert_new(news: list[NewItem], people: dict[str, Any], genres: dict[str, Any],
-                while_writing: Callable[[], None] | None) -> None:
+                while_writing: Callable[[], Callable[[], None] | None] | None) -> None:
     """Insert the batch's new items with their people and genres; each NewItem gets its id."""
     if not news:
         return
@@ -642,9 +642,7 @@ def _insert_new(news: list[NewItem], people: dict[str, Any], genres: dict[str, A
     # Ids are chosen first, so the rows go in together (on SQLite the full-text trigger flushes its index once per
     # statement: a statement per row made imports four times slower). On PostgreSQL each item's row goes to the
     # server as soon as it is made (the credit and genre rows are gathered meanwhile).
-    insert_stream(Media.__table__, media_rows())
-    if while_writing is not None:
-        while_writing()
+    insert_stream(Media.__table__, media_rows(), meanwhile=while_writing)
     if credit_rows:
         insert_rows(MediaPerson.__table__, credit_rows)
     if genre_rows:

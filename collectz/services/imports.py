@@ -11,9 +11,9 @@ cross Redis. It runs in two steps (rq entry points in collectz.jobs.imports):
    The chunk first takes the library's import write lock (PostgreSQL: an advisory lock; SQLite: its first statement
    is a write, which takes the database's write lock), so two imports of overlapping files never both create an
    item. Only rows still pending are handled, so a chunk that runs twice changes nothing the second time. Each says
-   which chunk runs next. On PostgreSQL, once a chunk's new items are written, a thread reads and converts the next
-   chunk's rows while the database stores the rest of the chunk (`_read_ahead`; the next chunk takes them only if
-   its pending rows are still exactly those), and planner statistics are taken on a thread of their own.
+   which chunk runs next. While the database stores a chunk's rows, a thread reads and converts the next chunk's
+   rows (`_read_ahead`; the next chunk takes them only if its pending rows are still exactly those). On PostgreSQL,
+   planner statistics are taken on a thread of their own.
 
 `sweep()` (maintenance queue) re-enqueues the step of any unfinished job that has shown no sign of life for
 `IMPORT_STALE_SECONDS`: a worker killed mid-chunk, or a Redis that restarted empty, delays a job; it does not lose
@@ -44,6 +44,7 @@ from typing import IO, Any
 from flask import current_app
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.pool import SingletonThreadPool, StaticPool
 
 from collectz.extensions import db
 from collectz.importers import Record, SourceError
@@ -539,12 +540,20 @@ def process_chunk(job_id: int, chunk: int) -> ChunkDone:
     ids, items = _chunk_items(job, chunk, size)
     if ids:
         next_unread = _reads_ahead() and (chunk + 1) * size < (job.total or 0)
+        postgresql = db.session.get_bind().dialect.name == "postgresql"
 
-        def read_next() -> None:  # on a thread of its own, while the database writes this chunk's rows
+        def read_next() -> Callable[[], None] | None:
+            """Start reading the next chunk on a thread of its own (once), while the database stores this chunk's
+            new items. PostgreSQL: the server goes on with the rest of the chunk's rows meanwhile, and the next chunk
+            takes what the thread read. SQLite: called during the one long statement that stores the items, which
+            SQLite runs without Python's lock; returns a wait for the thread, for the end of that statement (SQLite's
+            many short statements after it would hand Python's lock back and forth with the thread)."""
             nonlocal next_unread
-            if next_unread:
-                next_unread = False
-                _read_ahead(job, chunk + 1, size)
+            if not next_unread:
+                return None
+            next_unread = False
+            _read_ahead(job, chunk + 1, size)
+            return None if postgresql else _wait_for_ahead
 
         try:
             with db.session.begin_nested():
@@ -553,7 +562,8 @@ def process_chunk(job_id: int, chunk: int) -> ChunkDone:
             log.warning("import chunk failed as a whole, retrying row by row",
                         extra={"fields": {"job_id": job_id, "chunk": chunk, "error": repr(exc)[:300]}})
             outcomes = _write_rows_one_by_one(job, library_id, items)
-        read_next()  # a chunk that created nothing: while it records its outcomes
+        if postgresql:
+            read_next()  # a chunk that created few or no items: while the server records its outcomes
         _record(job, ids, outcomes)
     next_chunk = _next_chunk(job, after=chunk * size)
     if next_chunk is None:
@@ -659,9 +669,17 @@ _ahead_lock = threading.Lock()
 
 
 def _reads_ahead() -> bool:
-    """PostgreSQL only. SQLite's work runs in this process, in steps so short (a statement per row) that the two
-    threads handed the interpreter back and forth all the time: reading ahead made its imports slower (measured)."""
-    return db.session.get_bind().dialect.name == "postgresql"
+    """Unless every connection of the engine is the same one (an in-memory SQLite database): the thread reads with
+    a connection of its own, outside the chunk's transaction."""
+    return not isinstance(db.engine.pool, (StaticPool, SingletonThreadPool))
+
+
+def _wait_for_ahead() -> None:
+    """Until the rows being read ahead are ready (at most _AHEAD_WAIT); they stay for their chunk to take."""
+    with _ahead_lock:
+        ahead = _ahead
+    if ahead is not None:
+        ahead.thread.join(_AHEAD_WAIT)
 
 
 def _read_ahead(job: SyncJob, chunk: int, size: int) -> None:
