@@ -33,6 +33,8 @@ from collectz.services.indexing import SEARCH_FED_TABLES
 _MAX_PARAMS = {"sqlite": 32766, "postgresql": 65535}
 MAX_PAGE = 256  # rows per INSERT statement
 _SCRATCH_SERIAL = 0  # PostgreSQL scratch tables get a new name each: several may live in one transaction
+# Work a caller starts while the database stores its rows; returns, if anything, what to call once they are stored.
+Meanwhile = Callable[[], Callable[[], None] | None]
 
 
 def any_of(column: Any, values: Any) -> ColumnElement[bool]:
@@ -125,7 +127,7 @@ def _pages(count: int, most: int) -> list[tuple[int, int]]:
 
 
 def insert_rows(table: Table, rows: Sequence[dict[str, Any]], *, on_conflict_do_nothing: Sequence[str] = (),
-                meanwhile: Callable[[], Callable[[], None] | None] | None = None) -> None:
+                meanwhile: Meanwhile | None = None) -> None:
     """INSERT every row (dicts with the same keys). `on_conflict_do_nothing`: the unique columns whose conflict
     skips a row (ON CONFLICT (...) DO NOTHING, on SQLite and PostgreSQL alike). `meanwhile`: SQLite, a table whose
     rows are gathered (see below) and more than a page of them only; see insert_stream."""
@@ -180,7 +182,7 @@ def insert_rows(table: Table, rows: Sequence[dict[str, Any]], *, on_conflict_do_
 
 
 def insert_stream(table: Table, rows: Iterable[dict[str, Any]],
-                  meanwhile: Callable[[], Callable[[], None] | None] | None = None) -> None:
+                  meanwhile: Meanwhile | None = None) -> None:
     """INSERT rows made one at a time (dicts with the same keys; no column is left out). PostgreSQL: COPY takes each
     row as soon as it is made, so the server writes the first rows while the caller still makes the rest (an
     import's item rows cost the client about as much time as they cost the server). SQLite: insert_rows.

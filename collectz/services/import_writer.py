@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property, lru_cache
@@ -40,7 +40,15 @@ from collectz.models import (
 )
 from collectz.models.media import make_sort_title
 from collectz.models.media_types import MEDIA_TYPES, PERSON_ROLES, TYPE_DETAILS
-from collectz.services.bulk_rows import any_of, each_key, insert_rows, insert_stream, matching, unnest_table
+from collectz.services.bulk_rows import (
+    Meanwhile,
+    any_of,
+    each_key,
+    insert_rows,
+    insert_stream,
+    matching,
+    unnest_table,
+)
 from collectz.services.errors import InvalidInput
 from collectz.services.indexing import compose_search_text, derived_columns, refresh_media_index
 from collectz.services.media import COLUMNS, Cleaned, MediaInput
@@ -353,7 +361,7 @@ class BatchContext:
     match_is_skip: bool = False
     # Called while the database stores the batch's new items (bulk_rows.insert_stream's `meanwhile`): the caller may
     # start work of its own on another thread; what it returns, if anything, is called once they are stored.
-    while_writing: Callable[[], Callable[[], None] | None] | None = None
+    while_writing: Meanwhile | None = None
 
 
 class _Index:
@@ -621,7 +629,7 @@ def _new_ids(count: int) -> list[int]:
 
 
 def _insert_new(news: list[NewItem], people: dict[str, Any], genres: dict[str, Any],
-                while_writing: Callable[[], Callable[[], None] | None] | None) -> None:
+                while_writing: Meanwhile | None) -> None:
     """Insert the batch's new items with their people and genres; each NewItem gets its id."""
     if not news:
         return

@@ -54,7 +54,7 @@ from collectz.providers.http import ProviderError
 from collectz.security.permissions import require_writer
 from collectz.services import audit
 from collectz.services.activity import safe_cell
-from collectz.services.bulk_rows import insert_stream, refresh_statistics, update_rows
+from collectz.services.bulk_rows import Meanwhile, insert_stream, refresh_statistics, update_rows
 from collectz.services.errors import Conflict, Forbidden, InvalidInput, NotFound
 from collectz.services.import_writer import BatchContext, Incoming, Outcome, RowError, convert, write_batch
 from collectz.services.integrations import IntegrationProblem
@@ -488,7 +488,7 @@ def _lock_for_writes(job_id: int, library_id: int) -> None:
         db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_BASE + library_id})
 
 
-def _context(job: SyncJob, library_id: int, while_writing: Callable[[], None] | None = None) -> BatchContext:
+def _context(job: SyncJob, library_id: int, while_writing: Meanwhile | None = None) -> BatchContext:
     return BatchContext(library_id=library_id, source=SOURCES.get(job.kind), added_by=job.created_by,
                         import_source=job.kind, match_is_skip=job.kind == "barcode", while_writing=while_writing)
 
