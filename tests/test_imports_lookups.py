@@ -10,7 +10,7 @@ from datetime import datetime
 
 import pytest
 from flask import Flask
-from sqlalchemy import text
+from sqlalchemy import Column, Integer, MetaData, Table, text
 
 from collectz.extensions import db
 from collectz.models import ImportRow, Media, MediaSource, Person
@@ -111,12 +111,54 @@ def test_statistics_are_left_as_they_are_below_the_threshold(ctx: Flask, actors:
         db.session.execute(text("ANALYZE import_rows"))  # earlier tests' changes are not this test's
         db.session.commit()
     run = imports.run_inline(staged_job(BOB, [{"source_id": "one", "media_type": "book", "title": "Alone"}]))
-    assert run.created == 1
+    assert run.created == 1  # (its steps analysed both tables: their statistics described no rows)
+    assert refresh_statistics([Media.__table__, ImportRow.__table__]) == []  # one row: nothing worth a new sample
+    insert_rows(Media.__table__, [{"library_id": ensure_default_library().id, "media_type": "book",
+                                   "title": "Another", "sort_title": "another", "formats": [], "search_text": ""}])
+    db.session.commit()
     if db.engine.dialect.name == "postgresql":
         wait_for_counted_changes("media", 1)
-    assert refresh_statistics([Media.__table__, ImportRow.__table__]) == []  # one row: nothing worth a new sample
     assert refresh_statistics([Media.__table__], after_rows=1) == (
         ["media"] if db.engine.dialect.name == "postgresql" else [])  # SQLite: never (no planner statistics used)
+
+
+def test_a_table_whose_statistics_describe_no_rows_is_analysed_as_soon_as_it_has_some(ctx: Flask) -> None:
+    """Whatever its change counts say (a session's reach the statistics views a second or more after it commits):
+    without statistics of its values, the planner takes any index on its first column for one that finds a key."""
+    postgres_only()
+    probe = Table("statistics_probe", MetaData(), Column("id", Integer))
+    db.session.execute(text("DROP TABLE IF EXISTS statistics_probe"))
+    db.session.execute(text("CREATE TABLE statistics_probe (id integer)"))
+    db.session.commit()
+    try:
+        assert refresh_statistics([probe]) == []  # empty: nothing to learn
+        db.session.execute(text("ANALYZE statistics_probe"))  # analysed empty: no pages
+        db.session.execute(text("INSERT INTO statistics_probe SELECT generate_series(1, 10)"))
+        db.session.commit()
+        assert refresh_statistics([probe]) == ["statistics_probe"]  # 10 changes, far below the 1,000 asked
+        db.session.commit()
+        reltuples = db.session.scalar(text("SELECT reltuples FROM pg_class WHERE relname = 'statistics_probe'"))
+        assert reltuples == 10
+        assert refresh_statistics([probe]) == []  # described now
+    finally:
+        db.session.rollback()
+        db.session.execute(text("DROP TABLE IF EXISTS statistics_probe"))
+        db.session.commit()
+
+
+def test_the_first_chunk_takes_its_statistics_before_the_next_chunk_runs(ctx: Flask, actors: Actors) -> None:
+    """The first chunk fills tables from empty: the next chunk's lookups must not be planned before their statistics
+    are taken, so the step takes them itself; later chunks leave them to a thread, and the last one waits for it."""
+    postgres_only()
+    records = [{"source_id": f"f{i}", "media_type": "book", "title": f"First {i}"} for i in range(30)]
+    job_id = staged_job(BOB, records, chunk_size=10)
+    assert imports.process_chunk(job_id, 0).next_chunk == 1
+    assert imports._statistics is None  # taken in the step
+    assert db.session.scalar(text("SELECT relpages FROM pg_class WHERE relname = 'media'")) > 0
+    assert imports.process_chunk(job_id, 1).next_chunk == 2
+    assert imports._statistics is not None  # on a thread while the next chunk runs
+    assert imports.process_chunk(job_id, 2).next_chunk is None
+    assert imports._statistics is None
 
 
 def _many_entries(count: int) -> None:

@@ -322,10 +322,15 @@ def refresh_statistics(tables: Sequence[Table], *, after_rows: int = ANALYZE_AFT
     connection = connection if connection is not None else db.session.connection()
     if connection.dialect.name != "postgresql":
         return []
+    # A table whose statistics describe no rows (never analysed, or analysed empty: no pages) but that has rows now
+    # is analysed whatever its counts say: a session's counts reach pg_stat_user_tables up to a second or more after
+    # it commits, and without statistics of its values the planner takes any (library, …) index for one that finds
+    # a key (a chunk's title lookups then walked the whole library once per key: seconds instead of milliseconds).
     changed = sorted(connection.exec_driver_sql(
         "SELECT s.relname FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid "
         "WHERE s.schemaname = current_schema() AND s.relname = ANY(%s) "
-        "AND s.n_mod_since_analyze >= GREATEST(%s, c.reltuples)",
+        "AND (s.n_mod_since_analyze >= GREATEST(%s, c.reltuples) "
+        "OR (c.relpages = 0 AND pg_relation_size(c.oid) > 0))",
         ([table.name for table in tables], after_rows)).scalars())
     if changed:
         connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{ANALYZE_LOCK_WAIT}'")
