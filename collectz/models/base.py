@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, MetaData, TypeDecorator
+from sqlalchemy import DateTime, Index, MetaData, TypeDecorator, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry
 
 NAMING_CONVENTION = {
@@ -14,6 +14,15 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+def index_of_set(name: str, *columns: str, column: str | None = None) -> Index:
+    """An index of the rows whose `column` (default: the last of `columns`) is set: for a column that most rows
+    leave empty and that is only ever asked for a value (an identifier, a filter), it holds the rows a query can
+    want, and a row without a value costs no index entry when it is written (an import writes thousands a second).
+    The database uses it for `column = ...`, `IN (...)`, `> ...`: each says the column is not NULL."""
+    where = text(f"{column or columns[-1]} IS NOT NULL")
+    return Index(name, *columns, postgresql_where=where, sqlite_where=where)
 
 
 def utcnow() -> datetime:

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from collectz.models.base import Base, utcnow
+from collectz.models.base import Base, index_of_set, utcnow
 
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
@@ -65,6 +65,9 @@ class ImportRow(Base):
     __table_args__ = (
         UniqueConstraint("job_id", "row_number"),
         Index("ix_import_rows_outcome", "job_id", "outcome", "row_number"),
+        # Deleting an item sets media_id to NULL on the rows that made it (migration 0009); a row gets its item only
+        # once it is imported (migration 0010).
+        index_of_set("ix_import_rows_media_id", "media_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -76,7 +79,6 @@ class ImportRow(Base):
     matched_by: Mapped[str | None] = mapped_column(String(64))
     message: Mapped[str | None] = mapped_column(Text)
     raw: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    # Indexed: deleting an item sets this to NULL on the rows that made it (migration 0009).
-    media_id: Mapped[int | None] = mapped_column(ForeignKey("media.id", ondelete="SET NULL"), index=True)
+    media_id: Mapped[int | None] = mapped_column(ForeignKey("media.id", ondelete="SET NULL"))
     enrichment: Mapped[str | None] = mapped_column(String(300))  # what enrichment did for the row's item
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

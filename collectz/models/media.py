@@ -20,7 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
-from collectz.models.base import Base, TimestampMixin, utcnow
+from collectz.models.base import Base, TimestampMixin, index_of_set, utcnow
 from collectz.models.media_types import MEDIA_TYPES, validate_type_details
 
 _ARTICLE = re.compile(r"^(the|an|a)\s+", re.IGNORECASE)
@@ -54,7 +54,12 @@ class Media(TimestampMixin, Base):
         Index("ix_media_type_browse", "library_id", "media_type", "sort_title", "id"),
         Index("ix_media_year", "library_id", "year", "id"),
         Index("ix_media_created", "library_id", "created_at", "id"),
-        Index("ix_media_tmdb", "tmdb_media_type", "tmdb_id"),
+        # Identifiers: looked up by value (imports, enrichment, duplicates); most items have only some of them.
+        index_of_set("ix_media_isbn13", "isbn13"),
+        index_of_set("ix_media_ean13", "ean13"),
+        index_of_set("ix_media_asin", "asin"),
+        index_of_set("ix_media_plex_guid", "plex_guid"),
+        index_of_set("ix_media_tmdb", "tmdb_media_type", "tmdb_id"),
         # Browse filters and sorts (services/queries.py); id in each is the keyset tie-break.
         # ix_media_library: the foreign key's index; (library_id, id) probes make counts of id sets cheap.
         Index("ix_media_library", "library_id", "id"),
@@ -62,10 +67,11 @@ class Media(TimestampMixin, Base):
         Index("ix_media_type_year", "library_id", "media_type", "year", "id", "resolution", "rating"),
         Index("ix_media_rating", "library_id", "rating", "id"),
         Index("ix_media_formats", "library_id", "formats_key", "id"),
-        Index("ix_media_platform", "library_id", "platform", "id"),
-        Index("ix_media_resolution", "library_id", "resolution", "id"),
-        Index("ix_media_location", "library_id", "location", "id"),
-        Index("ix_media_signed", "library_id", "signed_by", "id"),
+        # Filters by a value (never a sort): only the items that have one.
+        index_of_set("ix_media_platform", "library_id", "platform", "id", column="platform"),
+        index_of_set("ix_media_resolution", "library_id", "resolution", "id", column="resolution"),
+        index_of_set("ix_media_location", "library_id", "location", "id", column="location"),
+        index_of_set("ix_media_signed", "library_id", "signed_by", "id", column="signed_by"),
         # Indexes the models cannot describe (SQLite FTS5 table media_fts; PostgreSQL pg_trgm GIN indexes on
         # search_text, formats_key and people.name_key) are made by migration 0003; see services/indexing.py.
     )
@@ -83,12 +89,12 @@ class Media(TimestampMixin, Base):
     overview: Mapped[str | None] = mapped_column(Text)
     runtime: Mapped[int | None]
     rating: Mapped[float | None] = mapped_column(Numeric(4, 2, asdecimal=False))
-    isbn13: Mapped[str | None] = mapped_column(String(13), index=True)
-    ean13: Mapped[str | None] = mapped_column(String(13), index=True)
-    asin: Mapped[str | None] = mapped_column(String(10), index=True)
+    isbn13: Mapped[str | None] = mapped_column(String(13))
+    ean13: Mapped[str | None] = mapped_column(String(13))
+    asin: Mapped[str | None] = mapped_column(String(10))
     tmdb_id: Mapped[int | None]
     tmdb_media_type: Mapped[str | None] = mapped_column(String(8))
-    plex_guid: Mapped[str | None] = mapped_column(String(255), index=True)
+    plex_guid: Mapped[str | None] = mapped_column(String(255))
     type_details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     signed_by: Mapped[str | None] = mapped_column(String(255))
     signed_role: Mapped[str | None] = mapped_column(String(16))
