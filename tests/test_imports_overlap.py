@@ -147,10 +147,12 @@ def _csv(tmp_path: Path, body: str) -> Path:
 
 
 def test_a_stage_that_meets_rows_another_run_stored_leaves_the_job_to_that_run(
-        ctx: Flask, actors: Actors, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+        ctx: Flask, actors: Actors, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """The sweeper revived a job whose first stage was only slow: the other run stored rows this run was about to
     store. This run stops without failing the job; a later run resumes after the rows stored, and the job ends with
     every row once."""
+    monkeypatch.setattr(imports, "LARGEST_CHUNK_ROWS", imports.STAGE_BATCH)  # stored a chunk's worth at a time
     path = _csv(tmp_path, "Title\n" + "".join(f"Staged {n}\n" for n in range(2500)))
     upload = imports.save_upload_from_path(user(BOB), "csv", path)
     job, _new = imports.start_import(user(BOB), upload, {"mapping": {"title": "Title"}})
