@@ -137,7 +137,9 @@ def test_statistics_are_taken_on_a_thread_of_their_own(ctx: Flask, actors: Actor
     with _statements() as seen:
         assert imports.process_chunk(job_id, 1).next_chunk == 0
     analysed = [(thread, sql) for thread, sql in seen if sql.startswith("ANALYZE")]
-    assert analysed == [(f"import-{job_id}-statistics", 'ANALYZE import_rows')]
+    assert (f"import-{job_id}-statistics", "ANALYZE import_rows") in analysed
+    # Media too when its statistics described no rows (an earlier test's ANALYZE of an empty table): on the thread.
+    assert {thread for thread, _sql in analysed} == {f"import-{job_id}-statistics"}
 
 
 def _csv(tmp_path: Path, body: str) -> Path:
