@@ -329,6 +329,17 @@ def actors(app: Flask) -> Actors:
     return Actors(app)
 
 
+def query_plan(query: Any) -> str:
+    """The plan the database chooses for a Core query, in the session's transaction: PostgreSQL's EXPLAIN (with the
+    query's parameters), SQLite's EXPLAIN QUERY PLAN (with its values written in)."""
+    connection = db.session.connection()
+    if db.engine.dialect.name == "postgresql":
+        statement = query.compile(db.engine)
+        return "\n".join(connection.exec_driver_sql(f"EXPLAIN {statement}", statement.params).scalars())
+    literal = query.compile(db.engine, compile_kwargs={"literal_binds": True})
+    return "\n".join(str(row[-1]) for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {literal}"))
+
+
 def activity(app: Flask, action: str | None = None) -> list[Any]:
     """Activity events, oldest first (optionally only one action)."""
     from collectz.models import ActivityLog

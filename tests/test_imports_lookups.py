@@ -19,7 +19,7 @@ from collectz.services.bulk_rows import insert_rows, refresh_statistics
 from collectz.services.import_writer import _known_entries, _same_titles, _title_matches
 from collectz.services.people import named_rows
 from collectz.services.users import ensure_default_library
-from tests.conftest import Actors
+from tests.conftest import Actors, query_plan
 from tests.imports_helpers import staged_job
 
 BOB = "bob@example.org"
@@ -28,12 +28,6 @@ BOB = "bob@example.org"
 def postgres_only() -> None:
     if db.engine.dialect.name != "postgresql":
         pytest.skip("PostgreSQL's planner; SQLite's import lookups are written for its own (see _same_titles)")
-
-
-def plan(query: object) -> str:
-    statement = query.compile(db.engine)  # type: ignore[attr-defined]
-    lines = db.session.connection().exec_driver_sql(f"EXPLAIN {statement}", statement.params).scalars()
-    return "\n".join(lines)
 
 
 def last_analyze(table: str) -> datetime | None:
@@ -180,7 +174,7 @@ def test_a_chunks_lookups_probe_their_indexes_key_by_key(ctx: Flask, actors: Act
     postgres_only()
     _many_entries(20_000)
     ids = {f"csv:new{i}" for i in range(1000)} | {"csv:7", "csv:19999"}
-    sources = plan(_known_entries("csv", ids))
+    sources = query_plan(_known_entries("csv", ids))
     assert "uq_media_sources_source_source_id" in sources and "Seq Scan on media_sources" not in sources, sources
     assert sorted(db.session.execute(_known_entries("csv", ids)).all()) == [("csv:19999", 19999), ("csv:7", 7)]
     library = ensure_default_library().id
@@ -188,9 +182,9 @@ def test_a_chunks_lookups_probe_their_indexes_key_by_key(ctx: Flask, actors: Act
     wanted |= {("book", "entry 42", 2002), ("book", "entry 43", None)}
     found = _same_titles(library, wanted)
     assert [(row.id, row.title) for row in found] == [(42, "Entry 42")]  # the year must match too (NULL is no year)
-    titles = plan(_title_matches(library, wanted))
+    titles = query_plan(_title_matches(library, wanted))
     assert "ix_media_type_browse" in titles and "Seq Scan on media" not in titles, titles
     names = [f"someone {i}" for i in range(2500)] + ["person 5", "person 20000"]
-    people = plan(named_rows(Person, names))
+    people = query_plan(named_rows(Person, names))
     assert "uq_people_name_key" in people and "Seq Scan on people" not in people, people
     assert sorted(row.name for row in db.session.execute(named_rows(Person, names))) == ["Person 20000", "Person 5"]
