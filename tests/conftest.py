@@ -329,15 +329,20 @@ def actors(app: Flask) -> Actors:
     return Actors(app)
 
 
+def statement_plan(connection: Any, sql: str, params: Any = None) -> str:
+    """The plan the database chooses for a statement (as the driver takes it, with its parameters): PostgreSQL's
+    EXPLAIN, SQLite's EXPLAIN QUERY PLAN."""
+    explain = "EXPLAIN QUERY PLAN " if connection.dialect.name == "sqlite" else "EXPLAIN "
+    return "\n".join(str(row[-1]) for row in connection.exec_driver_sql(explain + sql, params))
+
+
 def query_plan(query: Any) -> str:
-    """The plan the database chooses for a Core query, in the session's transaction: PostgreSQL's EXPLAIN (with the
-    query's parameters), SQLite's EXPLAIN QUERY PLAN (with its values written in)."""
+    """statement_plan of a Core query, in the session's transaction (SQLite: with its values written in)."""
     connection = db.session.connection()
     if db.engine.dialect.name == "postgresql":
         statement = query.compile(db.engine)
-        return "\n".join(connection.exec_driver_sql(f"EXPLAIN {statement}", statement.params).scalars())
-    literal = query.compile(db.engine, compile_kwargs={"literal_binds": True})
-    return "\n".join(str(row[-1]) for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {literal}"))
+        return statement_plan(connection, str(statement), statement.params)
+    return statement_plan(connection, str(query.compile(db.engine, compile_kwargs={"literal_binds": True})))
 
 
 def activity(app: Flask, action: str | None = None) -> list[Any]:

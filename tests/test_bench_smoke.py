@@ -15,7 +15,7 @@ from bench.seed import SeedSummary, analyze, seed
 from collectz.extensions import db
 from collectz.models import Media, MediaPerson, MediaSeason, MediaUserState
 from collectz.services import count_cache, queries
-from tests.conftest import Actors
+from tests.conftest import Actors, statement_plan
 from tests.test_library_browse import HX, browse_service, count_queries, titles
 
 ITEMS = 2000
@@ -150,9 +150,7 @@ def _statements(app: Flask, user_id: int, **args: Any) -> list[tuple[str, Any]]:
 
 def _plan(app: Flask, sql: str, params: Any) -> str:
     with app.app_context(), db.engine.connect() as conn:
-        if conn.dialect.name == "sqlite":
-            return "\n".join(str(r[-1]) for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params).all())
-        return "\n".join(r[0] for r in conn.exec_driver_sql("EXPLAIN " + sql, params).all())
+        return statement_plan(conn, sql, params)
 
 
 def test_bench_cases_answer_and_use_their_indexes(app: Flask, seeded: SeedSummary, actors: Actors):

@@ -15,7 +15,7 @@ from collectz.models import Media, User
 from collectz.schema import upgrade
 from collectz.services import queries
 from collectz.services.indexing import refresh_media_index
-from tests.conftest import Actors, pg_database_url
+from tests.conftest import Actors, pg_database_url, statement_plan
 from tests.test_library_browse import HX, add_item, browse_service, titles, total
 
 
@@ -143,8 +143,7 @@ def test_search_uses_the_search_index(app: Flask, shelf: dict[str, int], actors:
     count_sql, params = next((sql, p) for sql, p in statements if "count(" in sql)
     with app.app_context(), db.engine.connect() as conn:
         if conn.dialect.name == "sqlite":
-            plan = "\n".join(str(r[-1]) for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + count_sql,
-                                                                      params).all())
+            plan = statement_plan(conn, count_sql, params)
             assert "media_fts VIRTUAL TABLE" in plan, plan
             assert "SCAN media" not in plan.replace("SCAN media_fts", ""), plan
         else:  # a handful of rows: PostgreSQL rightly scans; the plan at scale is checked in test_bench_smoke
