@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 AUDIT_LOG_MODES = ("off", "failures", "mutations", "all")
@@ -374,12 +376,22 @@ def normalise_database_url(url: str) -> str:
     return url
 
 
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+# JSON columns (import rows' records, type details, options) are written and read by orjson: an import encodes and
+# decodes a record per row, and with the standard library's json that was about 8 % of a 100,000-row import's CPU time.
+# OPT_NON_STR_KEYS: keys that are not strings become strings, as json.dumps makes them.
+_JSON = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
+
+
 def engine_options(url: str) -> dict[str, Any]:
     # hide_parameters: a database error's message (logged with its traceback) never carries the row's values.
     if url.startswith("sqlite"):
-        return {"connect_args": {"timeout": 30}, "hide_parameters": True}
+        return {"connect_args": {"timeout": 30}, "hide_parameters": True, **_JSON}
     # No server-side prepared statements: a generic plan for every value hurt the filtered list queries.
-    return {"pool_pre_ping": True, "connect_args": {"prepare_threshold": None}, "hide_parameters": True}
+    return {"pool_pre_ping": True, "connect_args": {"prepare_threshold": None}, "hide_parameters": True, **_JSON}
 
 
 def current_settings() -> Settings:

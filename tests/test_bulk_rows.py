@@ -157,6 +157,26 @@ def test_plain_inserts_keep_every_value_exactly(app: Flask, actors) -> None:
         db.session.remove()
 
 
+def test_json_columns_are_written_by_orjson_with_keys_made_strings_as_json_does(app: Flask, actors) -> None:
+    """JSON columns go through orjson (engine options), by the ORM and by bulk writes alike: compact text with
+    characters as they are (an import stores a record per row), and keys that are not strings made strings, as the
+    standard library's json makes them."""
+    with app.app_context():
+        job = _running_job(actors, "j")
+        job.options = {7: "seven", None: "none", True: "yes", "é": ["ü", 1.5]}
+        insert_rows(ImportRow.__table__, [{"job_id": job.id, "row_number": 1, "chunk": 0, "outcome": "pending",
+                                            "raw": {"title": "Über", 2: "two"}}])
+        db.session.commit()
+        db.session.expire_all()
+        assert db.session.get(SyncJob, job.id).options == {"7": "seven", "null": "none", "true": "yes", "é": ["ü", 1.5]}
+        assert db.session.scalar(select(ImportRow.raw).where(ImportRow.job_id == job.id)) == {"title": "Über",
+                                                                                               "2": "two"}
+        cast = "::text" if db.engine.dialect.name == "postgresql" else ""
+        stored = db.session.execute(text(f"SELECT raw{cast} FROM import_rows WHERE job_id = :j"), {"j": job.id})
+        assert stored.scalar_one() == '{"title":"Über","2":"two"}'
+        db.session.remove()
+
+
 def test_columns_empty_in_every_row_are_left_to_the_database(app: Flask, actors) -> None:
     """A nullable column with no default that is None in every row of a call is not sent (the database stores its
     NULL all the same); one with a value in any row is, and so is every column that has a default."""

@@ -181,10 +181,12 @@ def _conditions(f: ActivityFilters) -> list[ColumnElement[bool]]:
                    log.entity_id.icontains(term, autoescape=True), log.actor_email.icontains(term, autoescape=True),
                    log.reason.icontains(term, autoescape=True), log.ip.icontains(term, autoescape=True),
                    log.request_id.icontains(term, autoescape=True), details.icontains(term, autoescape=True)]
-        # Details are stored as JSON text, where "é" is written "\u00e9" and a quote as \": search that form too.
-        escaped = json.dumps(term.lower())[1:-1]
-        if escaped != term.lower():
-            matches.append(details.icontains(escaped, autoescape=True))
+        # Details are stored as JSON text, where a quote is written \" (and "é" "\u00e9" in events recorded before
+        # JSON columns were written by orjson, which keeps "é" as it is): search those forms too. They are lower-cased
+        # here, since SQLite's lower() folds only ASCII letters ("É" stays "É").
+        lowered = term.lower()
+        forms = {lowered, json.dumps(lowered)[1:-1], json.dumps(lowered, ensure_ascii=False)[1:-1]} - {term}
+        matches += [func.lower(details).contains(form, autoescape=True) for form in sorted(forms)]
         conds.append(or_(*matches))
     if f.action:
         conds.append(log.action == f.action)
