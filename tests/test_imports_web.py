@@ -163,6 +163,28 @@ def test_csv_upload_map_preview_start_and_the_finished_job(app: Flask, actors: A
     assert activity(app, "import.finished")[0].entity_id == str(job_id)
 
 
+def test_rows_keep_their_item_when_it_is_deleted_and_follow_it_when_it_is_merged(app: Flask, actors: Actors) -> None:
+    bob = actors.client("bob")
+    _token, job_id = start_csv(bob)
+    run_worker(app)
+    dune, formula, alien = (row.media_id for row in rows_of(app, job_id))
+    assert None not in (dune, formula, alien)
+
+    # "=1+2" (2001) merged into Alien (1979): its row now leads to the item that holds its entry
+    merged = bob.post("/library/duplicates/merge", data={"keep": alien, "merge": formula})
+    assert merged.status_code == 303
+    assert bob.post(f"/library/media/{dune}/delete").status_code in (200, 303)
+    assert count(app, Media) == 1
+
+    assert [row.media_id for row in rows_of(app, job_id)] == [dune, alien, alien]  # history kept, not blanked
+    html = bob.get(f"/imports/jobs/{job_id}").get_data(as_text=True)
+    assert f'<span class="muted" data-testid="item-deleted">Item {dune} (deleted)</span>' in html
+    assert f"/library/media/{dune}\"" not in html
+    assert html.count(f'href="/library/media/{alien}"') == 2
+    audit = list(csv.DictReader(io.StringIO(bob.get(f"/imports/jobs/{job_id}/rows.csv").get_data(as_text=True))))
+    assert [line["item_id"] for line in audit] == [str(dune), str(alien), str(alien)]
+
+
 def test_the_audit_csv_has_a_line_per_row_and_escapes_formulas(app: Flask, actors: Actors) -> None:
     bob = actors.client("bob")
     _token, job_id = start_csv(bob)

@@ -65,8 +65,8 @@ class ImportRow(Base):
     __table_args__ = (
         UniqueConstraint("job_id", "row_number"),
         Index("ix_import_rows_outcome", "job_id", "outcome", "row_number"),
-        # Deleting an item sets media_id to NULL on the rows that made it (migration 0009); a row gets its item only
-        # once it is imported (migration 0010).
+        # An item's import rows (a merge re-points them at the survivor); a row gets its item only once it is
+        # imported (migration 0010).
         index_of_set("ix_import_rows_media_id", "media_id"),
     )
 
@@ -79,6 +79,8 @@ class ImportRow(Base):
     matched_by: Mapped[str | None] = mapped_column(String(64))
     message: Mapped[str | None] = mapped_column(Text)
     raw: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    media_id: Mapped[int | None] = mapped_column(ForeignKey("media.id", ondelete="SET NULL"))
+    # The item the row made or matched. History, not a reference the catalog keeps up: no foreign key (migration
+    # 0011), so deleting the item later leaves the row saying which item it was (the job page marks it deleted).
+    media_id: Mapped[int | None]
     enrichment: Mapped[str | None] = mapped_column(String(300))  # what enrichment did for the row's item
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

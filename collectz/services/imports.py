@@ -953,6 +953,14 @@ def job_rows(actor: User, job_id: int, outcome: str | None = None, match_mode: s
     return Page(items, page, per_page, total)
 
 
+def deleted_items(rows: Iterable[ImportRow]) -> set[int]:
+    """The items these rows made or matched that have been deleted since (a row keeps its item's id)."""
+    ids = {row.media_id for row in rows if row.media_id is not None}
+    if not ids:
+        return set()
+    return ids - set(db.session.scalars(select(Media.id).where(Media.id.in_(ids))))
+
+
 def outcome_counts(job: SyncJob) -> dict[str, int]:
     rows = db.session.execute(select(ImportRow.outcome, func.count()).where(ImportRow.job_id == job.id)
                               .group_by(ImportRow.outcome)).all()

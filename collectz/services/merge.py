@@ -1,7 +1,8 @@
 """Merging two items into one: the member picks the surviving value per field; everything else moves over.
 
 The kept item ("survivor") takes the chosen values and gains the other item's people, genres, seasons,
-members' ratings and states, metadata, import sources and variants; then the other item is deleted.
+members' ratings and states, metadata, import sources and variants, and the import rows that made or matched the
+other item point at it instead; then the other item is deleted.
 One transaction, one "media.merged" activity event.
 """
 
@@ -16,6 +17,7 @@ from sqlalchemy import Table, delete, exists, func, select, update
 
 from collectz.extensions import db
 from collectz.models import (
+    ImportRow,
     Media,
     MediaGenre,
     MediaMetadata,
@@ -239,6 +241,8 @@ def _move_children(keep: int, gone: int) -> None:
     _move_unique(MediaSource.__table__, (), keep, gone)  # UNIQUE(source, source_id) is global: never a clash
     _merge_seasons(keep, gone)
     _merge_user_states(keep, gone)
+    # The rows that made or matched the other item now lead to the item that holds its entry (media_sources above).
+    db.session.execute(update(ImportRow).where(ImportRow.media_id == gone).values(media_id=keep))
 
 
 def _move_unique(table: Table, key: tuple[str, ...], keep: int, gone: int) -> None:

@@ -181,7 +181,9 @@ SCHEMAS: dict[str, Any] = {
     "ImportRow": obj({
         "id": ID, "row_number": INT, "line": nullable(INT), "title": TEXT,
         "outcome": {"type": "string", "enum": list(OUTCOMES)}, "match_mode": TEXT, "matched_by": TEXT,
-        "message": TEXT, "media_id": nullable(ID), "enrichment": TEXT,
+        "message": TEXT, "enrichment": TEXT,
+        "media_id": {**nullable(ID), "description": "The item the row made or matched (a merge points it at the "
+                                                    "surviving item); it stays when the item is deleted later."},
     }),
     "ImportRowPage": page_of("ImportRow", cursor=False),
     "CsvUpload": obj({

@@ -312,10 +312,13 @@ def _render_job(job_id: int, block: str) -> Response:
     fragment = htmx.is_fragment_request()
     filters = _row_filters()
     rows = None
+    deleted: set[int] = set()
     if job.is_terminal and not (fragment and block == "progress"):
         rows = imports_service.job_rows(actor, job_id, page=request.args.get("page", 1, type=int), **filters)
+        deleted = imports_service.deleted_items(rows.items)
     owner = imports_service.owners([job]).get(job.created_by)
     resp = htmx.render("imports/job.html", block=block, job=job, owner=owner, rows=rows, filters=filters,
+                       deleted=deleted,
                        match_modes=MATCH_MODES, outcome_filters=OUTCOME_FILTERS,
                        may_act=imports_service.can_act(actor, job))
     if fragment and block == "progress" and job.is_terminal:
