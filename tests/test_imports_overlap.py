@@ -87,6 +87,19 @@ def test_the_next_chunk_is_read_and_converted_ahead_while_a_chunk_writes(ctx: Fl
     assert _titles(job_id) == [f"Ahead {n}" for n in range(150)]
 
 
+def test_rows_read_ahead_come_with_their_title_keys(ctx: Flask, actors: Actors) -> None:
+    """The thread that reads ahead also works out each row's title key (a first import looks every row up by title),
+    so that the chunk's own thread does not while the database waits."""
+    job_id = staged_job(BOB, _records(10, "Keyed"), chunk_size=5)
+    assert imports.process_chunk(job_id, 0).next_chunk == 1
+    assert imports._ahead is not None and imports._ahead.chunk == 1
+    imports._ahead.thread.join()
+    items = imports._ahead.items
+    assert items is not None and len(items) == 5
+    assert [item.__dict__.get("title_key") for item in items] == [
+        ("book", f"keyed {n}", None) for n in range(5, 10)]
+
+
 def test_rows_that_changed_after_they_were_read_ahead_are_read_again(ctx: Flask, actors: Actors) -> None:
     """A row fixed (its record changed) or handled elsewhere (no longer pending) after the read-ahead: the chunk
     reads its rows itself, and imports what they say now."""

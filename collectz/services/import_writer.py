@@ -112,9 +112,21 @@ class Incoming:
     def has_identifier(self) -> bool:
         return bool(self.ids)
 
-    @cached_property  # only for rows no entry id or identifier matched (a re-import's rows never need it)
+    # Asked for rows no entry id or identifier matched (a re-import's rows never need it); rows read ahead have it
+    # worked out already (with_title_keys).
+    @cached_property
     def title_key(self) -> tuple[str, str, int | None]:
         return (self.media_type, title_key(self.columns["title"]), self.columns["year"])
+
+
+def with_title_keys(items: list[Incoming | RowError]) -> list[Incoming | RowError]:
+    """The items, each with its title key worked out: the thread that reads the next chunk ahead does it while the
+    database stores this one's rows, since a first import looks every row up by title and the chunk's own thread
+    would do it while the database waits (a re-import's rows never need it: there it costs that thread only)."""
+    for item in items:
+        if isinstance(item, Incoming):
+            item.title_key  # noqa: B018 - a cached property
+    return items
 
 
 @dataclass
@@ -789,5 +801,5 @@ def _decide(ctx: BatchContext, item: Incoming, index: _Index, people: dict[str, 
     return Outcome("skipped", mode, by, "already in the catalog (item {item}), nothing new"), media
 
 
-__all__ = ["BatchContext", "Incoming", "Outcome", "RowError", "convert", "title_key", "write_batch",
+__all__ = ["BatchContext", "Incoming", "Outcome", "RowError", "convert", "title_key", "with_title_keys", "write_batch",
            "MATCHED_BY_IDENTIFIER", "FALLBACK_AFTER_IDENTIFIER", "FALLBACK_TITLE_ONLY", "IDENTIFIER_CONFLICT"]

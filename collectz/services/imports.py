@@ -56,7 +56,15 @@ from collectz.services import audit
 from collectz.services.activity import safe_cell
 from collectz.services.bulk_rows import Meanwhile, insert_stream, refresh_statistics, update_rows
 from collectz.services.errors import Conflict, Forbidden, InvalidInput, NotFound
-from collectz.services.import_writer import BatchContext, Incoming, Outcome, RowError, convert, write_batch
+from collectz.services.import_writer import (
+    BatchContext,
+    Incoming,
+    Outcome,
+    RowError,
+    convert,
+    with_title_keys,
+    write_batch,
+)
 from collectz.services.integrations import IntegrationProblem
 from collectz.services.pagination import Page
 from collectz.services.users import ensure_default_library
@@ -725,7 +733,7 @@ def _read_chunk(ahead: _Ahead, engine: Any, size: int, default_type: str) -> Non
                                                  ImportRow.raw))
             for part in result.partitions(_AHEAD_STEP):
                 rows += [(row.id, row.updated_at) for row in part]
-                items += _converted(default_type, part)
+                items += with_title_keys(_converted(default_type, part))
                 time.sleep(0)  # hand the interpreter back to the chunk's thread if it waits for it
         ahead.rows, ahead.items = rows, items
     except Exception as exc:  # the chunk reads its rows itself when it runs
