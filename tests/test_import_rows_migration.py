@@ -1,6 +1,6 @@
 """Revision 0011: import rows keep the id of the item they made (no foreign key to media), on both databases; the
-downgrade blanks the ids of items that are gone and puts the foreign key back; the partial index of 0010 survives
-SQLite's table rebuild both ways."""
+downgrade blanks the ids of items that are gone and puts the foreign key back; the partial index of 0010 keeps its
+WHERE clause through SQLite's table rebuild both ways."""
 
 from __future__ import annotations
 

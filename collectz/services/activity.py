@@ -185,7 +185,9 @@ def _conditions(f: ActivityFilters) -> list[ColumnElement[bool]]:
         # JSON columns were written by orjson, which keeps "é" as it is): search those forms too. They are lower-cased
         # here, since SQLite's lower() folds only ASCII letters ("É" stays "É").
         lowered = term.lower()
-        forms = {lowered, json.dumps(lowered)[1:-1], json.dumps(lowered, ensure_ascii=False)[1:-1]} - {term}
+        forms = {json.dumps(lowered)[1:-1], json.dumps(lowered, ensure_ascii=False)[1:-1]}
+        if lowered.isascii():
+            forms.discard(lowered)  # the term as it is (above)
         matches += [func.lower(details).contains(form, autoescape=True) for form in sorted(forms)]
         conds.append(or_(*matches))
     if f.action:

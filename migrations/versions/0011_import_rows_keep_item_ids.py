@@ -6,16 +6,15 @@ did the same to the rows of the item merged away, so the audit lost which item a
 the id: the job page marks an item deleted since, and a merge re-points the rows at the survivor
 (services.merge). It also spares each imported row a lookup and lock of its item when its outcome is written.
 
-PostgreSQL drops the constraint in place. SQLite cannot, so the table is rebuilt (import_rows has no triggers); its
-partial index ix_import_rows_media_id (0010) is made again afterwards with its WHERE clause, which a rebuild does not
-carry over. The downgrade blanks the ids of items that are gone, then adds the constraint back.
+PostgreSQL drops the constraint in place. SQLite cannot, so the table is rebuilt (import_rows has no triggers; its
+indexes are made again with it, the partial index of 0010 with its WHERE clause). The downgrade blanks the ids of items
+that are gone, then adds the constraint back.
 
 Revision ID: 0011
 Revises: 0010
 Create Date: 2026-12-16 10:00:00
 """
 
-import sqlalchemy as sa
 from alembic import op
 
 revision = '0011'
@@ -24,13 +23,6 @@ branch_labels = None
 depends_on = None
 
 FK = 'fk_import_rows_media_id_media'
-INDEX = 'ix_import_rows_media_id'
-WHERE = sa.text('media_id IS NOT NULL')
-
-
-def _partial_index_again():
-    op.drop_index(INDEX, table_name='import_rows', if_exists=True)
-    op.create_index(INDEX, 'import_rows', ['media_id'], postgresql_where=WHERE, sqlite_where=WHERE)
 
 
 def upgrade():
@@ -39,7 +31,6 @@ def upgrade():
         return
     with op.batch_alter_table('import_rows', recreate='always') as batch_op:
         batch_op.drop_constraint(FK, type_='foreignkey')
-    _partial_index_again()
 
 
 def downgrade():
@@ -50,4 +41,3 @@ def downgrade():
         return
     with op.batch_alter_table('import_rows', recreate='always') as batch_op:
         batch_op.create_foreign_key(FK, 'media', ['media_id'], ['id'], ondelete='SET NULL')
-    _partial_index_again()
