@@ -422,6 +422,15 @@ def run_db(db_name: str, fresh: Callable[[str], str], work: Path, csv_path: Path
     return reports
 
 
+def fresh_sqlite(work: Path) -> Callable[[str], str]:
+    """label → the URL of an empty SQLite database under `work` (made again at each call: the CSV cases run on a
+    fresh one each run)."""
+    def fresh(label: str) -> str:
+        (work / f"sqlite-{label}").mkdir(parents=True, exist_ok=True)
+        return sqlite_url(work / f"sqlite-{label}")
+    return fresh
+
+
 def drop_postgres(admin_url: str, name: str) -> None:
     from collectz.config import normalise_database_url
 
@@ -449,12 +458,8 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(os.environ.get("BENCH_WORK_DIR") or tempfile.mkdtemp(prefix="collectz-bench-imports-"))
     work.mkdir(parents=True, exist_ok=True)
 
-    def fresh_sqlite(label: str) -> str:
-        (work / f"sqlite-{label}").mkdir(exist_ok=True)
-        return sqlite_url(work / f"sqlite-{label}")
-
     makers: dict[str, Callable[[str], str]] = {
-        "sqlite": fresh_sqlite, "postgresql": lambda _label: postgres_url(pg_admin, pg_name)}
+        "sqlite": fresh_sqlite(work), "postgresql": lambda _label: postgres_url(pg_admin, pg_name)}
     runners = [(name, makers[name]) for name in names]
     full = args.rows == ROWS and not args.skip_delicious_100mb
     results_dir = RESULTS if full or args.write else None

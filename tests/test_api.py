@@ -372,10 +372,20 @@ def _upload(client: Any, path: str, content: bytes, name: str, **form: str) -> A
     return client.post(path, data={"file": (io.BytesIO(content), name), **form}, content_type="multipart/form-data")
 
 
-def test_a_csv_import_through_the_api_runs_and_reports_its_rows(world: World) -> None:
+def _run_worker(world: World) -> None:
+    """Run the queued jobs in a worker until none is left (burst), as worker.py would."""
     from collectz import jobs
     from collectz.jobs.runner import build_worker
 
+    previous = jobs._app
+    try:
+        jobs.set_app(world.app)
+        build_worker(world.app).work(burst=True)
+    finally:
+        jobs.set_app(previous)  # type: ignore[arg-type]
+
+
+def test_a_csv_import_through_the_api_runs_and_reports_its_rows(world: World) -> None:
     bob = world.bearer("bob", ["import:run"])
     content = b"Name,Year,Kind\nDune,1965,Book\n,2001,Movie\n"
     started = _upload(bob, f"{API}/imports/csv", content, "items.csv",
@@ -386,12 +396,7 @@ def test_a_csv_import_through_the_api_runs_and_reports_its_rows(world: World) ->
     assert again.status_code == 200 and again.get_json()["job"]["id"] == started.get_json()["job"]["id"]
     job_id = started.get_json()["job"]["id"]
 
-    previous = jobs._app
-    try:
-        jobs.set_app(world.app)
-        build_worker(world.app).work(burst=True)
-    finally:
-        jobs.set_app(previous)  # type: ignore[arg-type]
+    _run_worker(world)
 
     job = bob.get(f"{API}/imports/{job_id}").get_json()
     rows = bob.get(f"{API}/imports/{job_id}/rows").get_json()
@@ -402,6 +407,21 @@ def test_a_csv_import_through_the_api_runs_and_reports_its_rows(world: World) ->
     assert world.bearer("carol").get(f"{API}/imports/{job_id}").status_code == 404
     assert world.bearer("alice").get(f"{API}/imports/{job_id}").status_code == 200
     assert [e.actor_id for e in activity(world.app, "import.started")] == [world.actors.ids["bob"]]
+
+
+def test_an_import_row_keeps_its_item_id_after_the_item_is_deleted(world: World) -> None:
+    bob = world.bearer("bob", ["import:run", "media:read", "media:write"])
+    started = _upload(bob, f"{API}/imports/csv", b"Name,Kind\nSolaris,Book\n", "one.csv",
+                      mapping='{"title": "Name", "media_type": "Kind"}')
+    job_id = started.get_json()["job"]["id"]
+    _run_worker(world)
+    [row] = bob.get(f"{API}/imports/{job_id}/rows").get_json()["items"]
+    assert row["outcome"] == "created" and row["media_id"] is not None
+
+    assert bob.delete(f"{API}/media/{row['media_id']}").status_code == 204
+    assert bob.get(f"{API}/media/{row['media_id']}").status_code == 404
+    [after] = bob.get(f"{API}/imports/{job_id}/rows").get_json()["items"]
+    assert after["media_id"] == row["media_id"]  # the row says which item it made, deleted since
 
 
 def test_import_uploads_are_checked_before_anything_starts(world: World) -> None:

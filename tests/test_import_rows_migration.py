@@ -12,6 +12,7 @@ from sqlalchemy import inspect, text
 
 from collectz.extensions import db
 from collectz.schema import MIGRATIONS_DIR, upgrade
+from tests.test_indexes_of_set_values import index_definition
 from tests.test_migrations import build, fresh_url  # noqa: F401 - fixtures: an empty database per test
 
 
@@ -22,13 +23,8 @@ def media_foreign_keys(app: Flask) -> list[str]:
 
 
 def media_id_index(app: Flask) -> str:
-    """How the database describes ix_import_rows_media_id (its WHERE clause included)."""
-    with app.app_context(), db.engine.connect() as conn:
-        if conn.dialect.name == "sqlite":
-            return conn.execute(text("SELECT sql FROM sqlite_master WHERE name = 'ix_import_rows_media_id'"))\
-                .scalar_one()
-        return conn.execute(text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_import_rows_media_id'"))\
-            .scalar_one()
+    with app.app_context():
+        return index_definition("ix_import_rows_media_id")
 
 
 def item_ids(app: Flask) -> dict[int, int | None]:

@@ -32,7 +32,8 @@ QUERIES = {
 }
 
 
-def _definition(name: str) -> str:
+def index_definition(name: str) -> str:
+    """How the database describes an index (its WHERE clause included)."""
     if db.engine.dialect.name == "postgresql":
         return db.session.scalar(text("SELECT indexdef FROM pg_indexes WHERE indexname = :n"), {"n": name})
     return db.session.scalar(text("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = :n"), {"n": name})
@@ -41,7 +42,7 @@ def _definition(name: str) -> str:
 @pytest.mark.parametrize("name", sorted(QUERIES))
 def test_the_index_holds_rows_with_a_value_and_the_query_for_a_value_uses_it(ctx: Flask, name: str) -> None:
     column, query = QUERIES[name]
-    assert f"{column} IS NOT NULL" in _definition(name)
+    assert f"{column} IS NOT NULL" in index_definition(name)
     if db.engine.dialect.name == "postgresql":
         db.session.execute(text("SET LOCAL enable_seqscan = off"))  # a test's tables are tiny
     assert name in query_plan(query())

@@ -242,7 +242,8 @@ def _move_children(keep: int, gone: int) -> None:
     _merge_seasons(keep, gone)
     _merge_user_states(keep, gone)
     # The rows that made or matched the other item now lead to the item that holds its entry (media_sources above).
-    db.session.execute(update(ImportRow).where(ImportRow.media_id == gone).values(media_id=keep))
+    rows = ImportRow.__table__
+    db.session.execute(update(rows).where(rows.c.media_id == gone).values(media_id=keep))
 
 
 def _move_unique(table: Table, key: tuple[str, ...], keep: int, gone: int) -> None:
